@@ -1,0 +1,170 @@
+//! The exporter's own counters, kept in a `prometheus` registry. Per-invitation and
+//! per-source gauges are not here: they are rendered fresh from the cache on every
+//! scrape (see `render`), so that vanished invitations and sources vanish.
+
+use crate::error::Reason;
+use crate::model::Provider;
+use prometheus::{
+    Encoder, Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub struct ExporterMetrics {
+    registry: Registry,
+    pub api_requests: IntCounterVec,
+    pub api_retries: IntCounterVec,
+    pub refreshes: IntCounterVec,
+    pub refresh_failures: IntCounterVec,
+    pub reload_successful: IntGauge,
+    pub reload_success_timestamp: Gauge,
+}
+
+/// Version string reported by `handshake_exporter_build_info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+impl ExporterMetrics {
+    /// Build the registry. `with_process` adds `process_*` metrics (off in unit tests
+    /// that compare exact output).
+    pub fn new(with_process: bool) -> ExporterMetrics {
+        let registry = Registry::new();
+        let api_requests = IntCounterVec::new(
+            Opts::new(
+                "handshake_api_requests_total",
+                "Requests sent to the cloud API, by action and HTTP status code (or timeout/network when no answer arrived).",
+            ),
+            &["provider", "source", "action", "code"],
+        )
+        .expect("static metric definition");
+        let api_retries = IntCounterVec::new(
+            Opts::new(
+                "handshake_api_retries_total",
+                "API requests repeated after a throttling, server, timeout or network error.",
+            ),
+            &["provider", "source", "action"],
+        )
+        .expect("static metric definition");
+        let refreshes = IntCounterVec::new(
+            Opts::new(
+                "handshake_source_refreshes_total",
+                "Refreshes of a source's cached invitations, successful or not.",
+            ),
+            &["provider", "source"],
+        )
+        .expect("static metric definition");
+        let refresh_failures = IntCounterVec::new(
+            Opts::new(
+                "handshake_source_refresh_failures_total",
+                "Failed refreshes of a source, by reason.",
+            ),
+            &["provider", "source", "reason"],
+        )
+        .expect("static metric definition");
+        let reload_successful = IntGauge::new(
+            "handshake_config_last_reload_successful",
+            "Whether the last configuration reload attempt succeeded (1) or kept the old configuration (0).",
+        )
+        .expect("static metric definition");
+        let reload_success_timestamp = Gauge::new(
+            "handshake_config_last_reload_success_timestamp_seconds",
+            "Time of the last successful configuration load.",
+        )
+        .expect("static metric definition");
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "handshake_exporter_build_info",
+                "Build information of the running handshake_exporter; always 1.",
+            ),
+            &["version", "revision", "rustc_version"],
+        )
+        .expect("static metric definition");
+        build_info
+            .with_label_values(&[
+                VERSION,
+                option_env!("HANDSHAKE_EXPORTER_REVISION").unwrap_or("unknown"),
+                option_env!("HANDSHAKE_EXPORTER_RUSTC").unwrap_or("unknown"),
+            ])
+            .set(1);
+
+        for c in [
+            Box::new(api_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(api_retries.clone()),
+            Box::new(refreshes.clone()),
+            Box::new(refresh_failures.clone()),
+            Box::new(reload_successful.clone()),
+            Box::new(reload_success_timestamp.clone()),
+            Box::new(build_info),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        if with_process {
+            #[cfg(target_os = "linux")]
+            {
+                let pc = prometheus::process_collector::ProcessCollector::for_self();
+                // Registration can only fail on a duplicate, which cannot happen here.
+                let _ = registry.register(Box::new(pc));
+            }
+        }
+        ExporterMetrics {
+            registry,
+            api_requests,
+            api_retries,
+            refreshes,
+            refresh_failures,
+            reload_successful,
+            reload_success_timestamp,
+        }
+    }
+
+    /// Create a source's counters at zero so that `rate()` and `increase()` work
+    /// from its first scrape, and failures by every reason are visible as 0.
+    pub fn init_source(&self, provider: Provider, source: &str) {
+        let p = provider.as_str();
+        self.refreshes.with_label_values(&[p, source]);
+        for reason in Reason::ALL {
+            self.refresh_failures
+                .with_label_values(&[p, source, reason.metric_label()]);
+        }
+    }
+
+    /// Drop the counters of a source removed by a reload.
+    pub fn remove_source(&self, provider: Provider, source: &str) {
+        let p = provider.as_str();
+        let _ = self.refreshes.remove_label_values(&[p, source]);
+        for reason in Reason::ALL {
+            let _ = self
+                .refresh_failures
+                .remove_label_values(&[p, source, reason.metric_label()]);
+        }
+        // api_requests/api_retries have open-ended label sets; matching removal would
+        // need the registry's internals, so they stay until restart (documented).
+    }
+
+    /// Append the text exposition of these metrics.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let families = self.registry.gather();
+        // Encoding into a Vec cannot fail for well-formed families.
+        let _ = TextEncoder::new().encode(&families, out);
+    }
+
+    /// Only the metrics of one source (for `/probe`).
+    pub fn encode_source_into(&self, source: &str, out: &mut Vec<u8>) {
+        let mut families = self.registry.gather();
+        families.retain(|f| {
+            f.name().starts_with("handshake_api_")
+                || f.name().starts_with("handshake_source_")
+        });
+        for f in &mut families {
+            let kept: Vec<_> = f
+                .take_metric()
+                .into_iter()
+                .filter(|m| {
+                    m.get_label()
+                        .iter()
+                        .any(|l| l.name() == "source" && l.value() == source)
+                })
+                .collect();
+            f.set_metric(kept.into());
+        }
+        families.retain(|f| !f.get_metric().is_empty());
+        let _ = TextEncoder::new().encode(&families, out);
+    }
+}

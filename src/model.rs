@@ -1,0 +1,237 @@
+//! The provider-neutral invitation model every provider maps onto.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::fmt;
+use std::sync::Arc;
+
+/// Which cloud an invitation comes from. Becomes the `provider` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Alibaba,
+    Huawei,
+}
+
+impl Provider {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Provider::Alibaba => "alibaba",
+            Provider::Huawei => "huawei",
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Invitation status. Unknown wire values are data, never errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Accepted,
+    Cancelled,
+    Declined,
+    Expired,
+    Unknown,
+}
+
+impl Status {
+    /// Every status, in label order; `handshake_invitations` reports 0 for each one.
+    pub const ALL: [Status; 6] = [
+        Status::Pending,
+        Status::Accepted,
+        Status::Cancelled,
+        Status::Declined,
+        Status::Expired,
+        Status::Unknown,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Accepted => "accepted",
+            Status::Cancelled => "cancelled",
+            Status::Declined => "declined",
+            Status::Expired => "expired",
+            Status::Unknown => "unknown",
+        }
+    }
+
+    /// Case-insensitive parse of both providers' spellings (`Pending`, `pending`,
+    /// `Cancelled`, `canceled`); anything else is `Unknown`.
+    pub fn parse_lenient(raw: &str) -> Status {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "pending" => Status::Pending,
+            "accepted" => Status::Accepted,
+            "cancelled" | "canceled" => Status::Cancelled,
+            "declined" => Status::Declined,
+            "expired" => Status::Expired,
+            _ => Status::Unknown,
+        }
+    }
+
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the invitation's target entity is: an account id, an email (Alibaba) or an
+/// account name (Huawei).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetType {
+    Account,
+    Email,
+    Name,
+    Unknown,
+}
+
+impl TargetType {
+    pub const ALL: [TargetType; 4] = [
+        TargetType::Account,
+        TargetType::Email,
+        TargetType::Name,
+        TargetType::Unknown,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TargetType::Account => "account",
+            TargetType::Email => "email",
+            TargetType::Name => "name",
+            TargetType::Unknown => "unknown",
+        }
+    }
+
+    /// Case-insensitive: Alibaba sends `Account`/`Email`, Huawei `account`/`name`.
+    pub fn parse_lenient(raw: &str) -> TargetType {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "account" => TargetType::Account,
+            "email" => TargetType::Email,
+            "name" => TargetType::Name,
+            _ => TargetType::Unknown,
+        }
+    }
+
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for TargetType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One invitation, as every provider reports it. Every field but the identity
+/// (provider, source, id) is optional because both APIs may omit any of them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Handshake {
+    pub provider: Provider,
+    /// Name of the configured source that fetched it (the `source` label).
+    pub source: Arc<str>,
+    pub id: String,
+    pub status: Status,
+    pub target_type: TargetType,
+    /// Account id, email or account name of the invitee. Masked before it is shown.
+    pub target_entity: Option<String>,
+    /// Alibaba resource directory id (`rd-…`) or Huawei organization id (`o-…`).
+    pub directory_id: Option<String>,
+    pub management_account_id: Option<String>,
+    pub management_account_name: Option<String>,
+    /// Free text; never used as a label.
+    pub note: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub modified_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Handshake {
+    /// A handshake with only its identity set; providers fill in the rest.
+    pub fn new(provider: Provider, source: Arc<str>, id: impl Into<String>) -> Handshake {
+        Handshake {
+            provider,
+            source,
+            id: id.into(),
+            status: Status::Unknown,
+            target_type: TargetType::Unknown,
+            target_entity: None,
+            directory_id: None,
+            management_account_id: None,
+            management_account_name: None,
+            note: None,
+            created_at: None,
+            modified_at: None,
+            expires_at: None,
+        }
+    }
+}
+
+/// Parse an RFC 3339 timestamp leniently: empty or unparsable values become `None`
+/// (a bad timestamp must not throw away the rest of the invitation).
+pub fn parse_time(raw: Option<&str>) -> Option<DateTime<Utc>> {
+    let raw = raw?.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Some(t.with_timezone(&Utc));
+    }
+    // Some samples omit the zone (`2024-05-01T12:00:00`); the APIs document UTC.
+    chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S")
+        .ok()
+        .map(|n| n.and_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_parse_both_providers_spellings() {
+        assert_eq!(Status::parse_lenient("Pending"), Status::Pending);
+        assert_eq!(Status::parse_lenient("cancelled"), Status::Cancelled);
+        assert_eq!(Status::parse_lenient("Canceled"), Status::Cancelled);
+        assert_eq!(Status::parse_lenient("Deleted"), Status::Unknown);
+        assert_eq!(Status::parse_lenient(""), Status::Unknown);
+        for s in Status::ALL {
+            assert_eq!(Status::parse_lenient(s.as_str()), s);
+            assert_eq!(Status::ALL[s.index()], s);
+        }
+    }
+
+    #[test]
+    fn target_types_parse_leniently() {
+        assert_eq!(TargetType::parse_lenient("Email"), TargetType::Email);
+        assert_eq!(TargetType::parse_lenient("name"), TargetType::Name);
+        assert_eq!(TargetType::parse_lenient("Phone"), TargetType::Unknown);
+        for t in TargetType::ALL {
+            assert_eq!(TargetType::ALL[t.index()], t);
+        }
+    }
+
+    #[test]
+    fn times_parse_rfc3339_and_tolerate_garbage() {
+        let t = parse_time(Some("2024-05-12T08:15:02Z")).map(|t| t.timestamp());
+        assert_eq!(t, Some(1_715_501_702));
+        assert_eq!(
+            parse_time(Some("2024-05-12T08:15:02")).map(|t| t.timestamp()),
+            Some(1_715_501_702)
+        );
+        assert_eq!(parse_time(Some("not a time")), None);
+        assert_eq!(parse_time(Some("")), None);
+        assert_eq!(parse_time(None), None);
+    }
+}

@@ -1,0 +1,520 @@
+//! The built-in simulated cloud: an HTTP server on loopback that speaks the Alibaba
+//! Resource Manager RPC API (`POST /`) and the Huawei Organizations REST API
+//! (`/v1/...`), verifies signatures, paginates, and injects faults on request.
+//!
+//! Tenants are keyed by access key id: each has its own secret and invitation sets,
+//! so one simulator serves many sources. A small control API under `/_sim/` lets
+//! scripts and benchmarks add tenants, delete invitations, inject faults and read
+//! call counters; in-process tests use the same operations as Rust methods.
+
+pub mod alibaba;
+pub mod data;
+pub mod huawei;
+
+use crate::model::Handshake;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::HeaderMap;
+use hyper::{Method, Request, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Which invitation list of a tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dataset {
+    AlibabaResourceDirectory,
+    AlibabaAccount,
+    HuaweiSent,
+    HuaweiReceived,
+}
+
+/// A fault to inject into the next matching requests.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum FaultKind {
+    /// HTTP 429 / `Throttling.User` (Alibaba), 429 `APIGW.0308` (Huawei), with a
+    /// retry-after hint of `retry_after_ms` if set.
+    Throttle { retry_after_ms: Option<u64> },
+    /// HTTP 503 with a provider error body.
+    ServerError,
+    /// Answer only after this long (a hanging API).
+    Hang { ms: u64 },
+    /// 200 with a body that is not JSON.
+    Malformed,
+    /// 200 with JSON cut off half way.
+    Truncated,
+    /// 200 with valid JSON of the wrong shape (list where an object belongs).
+    WrongShape,
+    /// Reject the signature as the provider does (Alibaba `SignatureDoesNotMatch`,
+    /// Huawei 401 `APIGW.0301`).
+    AuthFailure,
+    /// Alibaba: claim a TotalCount larger than the data; Huawei: return the same
+    /// `next_marker` again, forever.
+    Lie,
+    /// Alibaba only: answer with PageSize 0.
+    ZeroPageSize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    #[serde(flatten)]
+    pub kind: FaultKind,
+    /// Only requests of this action (`ListHandshakes`, `GetHandshake`, …); all if absent.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// How many requests it affects; absent = until cleared.
+    #[serde(default)]
+    pub times: Option<u32>,
+}
+
+/// One simulated account.
+#[derive(Clone, Debug, Default)]
+pub struct Tenant {
+    pub access_key_id: String,
+    pub secret: String,
+    pub security_token: Option<String>,
+    pub datasets: HashMap<Dataset, Vec<Handshake>>,
+    pub faults: Vec<Fault>,
+    /// Requests per action that reached the tenant (signature checked or not).
+    pub calls: BTreeMap<String, u64>,
+}
+
+impl Tenant {
+    pub fn new(access_key_id: &str, secret: &str) -> Tenant {
+        Tenant {
+            access_key_id: access_key_id.into(),
+            secret: secret.into(),
+            ..Tenant::default()
+        }
+    }
+
+    pub fn dataset(&self, d: Dataset) -> &[Handshake] {
+        self.datasets.get(&d).map_or(&[], Vec::as_slice)
+    }
+
+    /// Find an invitation by id in any dataset.
+    pub fn find(&self, id: &str) -> Option<&Handshake> {
+        self.datasets.values().flatten().find(|h| h.id == id)
+    }
+
+    /// Take the next fault for this action, counting it down.
+    pub fn take_fault(&mut self, action: &str) -> Option<FaultKind> {
+        let idx = self
+            .faults
+            .iter()
+            .position(|f| f.action.as_deref().is_none_or(|a| a == action))?;
+        let fault = &mut self.faults[idx];
+        let kind = fault.kind.clone();
+        if let Some(times) = &mut fault.times {
+            *times = times.saturating_sub(1);
+            if *times == 0 {
+                self.faults.remove(idx);
+            }
+        }
+        Some(kind)
+    }
+}
+
+#[derive(Default)]
+struct SimState {
+    tenants: HashMap<String, Tenant>,
+    latency: Duration,
+}
+
+/// The simulator's shared state.
+#[derive(Default)]
+pub struct Sim {
+    state: Mutex<SimState>,
+}
+
+/// What a provider handler needs to know about a request.
+pub struct SimRequest {
+    pub method: Method,
+    pub path: String,
+    /// Raw query string (not decoded).
+    pub query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// What a provider handler answers.
+pub struct SimResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl SimResponse {
+    pub fn json(status: u16, body: &serde_json::Value) -> SimResponse {
+        SimResponse {
+            status,
+            headers: vec![(
+                "content-type".into(),
+                "application/json;charset=UTF-8".into(),
+            )],
+            body: serde_json::to_vec(body).unwrap_or_default(),
+        }
+    }
+
+    pub fn raw(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> SimResponse {
+        SimResponse {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> SimResponse {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+impl Sim {
+    pub fn new() -> Arc<Sim> {
+        Arc::new(Sim::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        // A panic while holding the lock cannot leave the state half-written in a
+        // way that matters to a simulator; keep serving.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Add or replace a tenant.
+    pub fn add_tenant(&self, tenant: Tenant) {
+        self.lock()
+            .tenants
+            .insert(tenant.access_key_id.clone(), tenant);
+    }
+
+    /// Run `f` on a tenant, if it exists.
+    pub fn with_tenant<R>(
+        &self,
+        access_key_id: &str,
+        f: impl FnOnce(&mut Tenant) -> R,
+    ) -> Option<R> {
+        self.lock().tenants.get_mut(access_key_id).map(f)
+    }
+
+    /// Replace a tenant's dataset.
+    pub fn set_dataset(
+        &self,
+        access_key_id: &str,
+        dataset: Dataset,
+        items: Vec<Handshake>,
+    ) -> bool {
+        self.with_tenant(access_key_id, |t| {
+            t.datasets.insert(dataset, items);
+        })
+        .is_some()
+    }
+
+    /// Delete an invitation from every dataset of a tenant.
+    pub fn delete_handshake(&self, access_key_id: &str, id: &str) -> bool {
+        self.with_tenant(access_key_id, |t| {
+            let mut removed = false;
+            for list in t.datasets.values_mut() {
+                let before = list.len();
+                list.retain(|h| h.id != id);
+                removed |= list.len() != before;
+            }
+            removed
+        })
+        .unwrap_or(false)
+    }
+
+    pub fn add_fault(&self, access_key_id: &str, fault: Fault) -> bool {
+        self.with_tenant(access_key_id, |t| t.faults.push(fault))
+            .is_some()
+    }
+
+    pub fn clear_faults(&self, access_key_id: &str) {
+        self.with_tenant(access_key_id, |t| t.faults.clear());
+    }
+
+    /// Calls per action for a tenant.
+    pub fn calls(&self, access_key_id: &str) -> BTreeMap<String, u64> {
+        self.with_tenant(access_key_id, |t| t.calls.clone())
+            .unwrap_or_default()
+    }
+
+    /// Calls of one action for a tenant.
+    pub fn call_count(&self, access_key_id: &str, action: &str) -> u64 {
+        self.calls(access_key_id).get(action).copied().unwrap_or(0)
+    }
+
+    pub fn reset_calls(&self, access_key_id: &str) {
+        self.with_tenant(access_key_id, |t| t.calls.clear());
+    }
+
+    /// Extra delay added to every API answer (not to the control API).
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    pub fn latency(&self) -> Duration {
+        self.lock().latency
+    }
+
+    /// Look up a tenant's secret and token, count the call, and take a fault.
+    /// `None` when the access key is unknown (the call is not counted anywhere).
+    pub fn begin_call(&self, access_key_id: &str, action: &str) -> Option<CallContext> {
+        self.with_tenant(access_key_id, |t| {
+            *t.calls.entry(action.to_string()).or_insert(0) += 1;
+            CallContext {
+                secret: t.secret.clone(),
+                security_token: t.security_token.clone(),
+                fault: t.take_fault(action),
+            }
+        })
+    }
+
+    /// A copy of a tenant's dataset.
+    pub fn dataset(&self, access_key_id: &str, dataset: Dataset) -> Vec<Handshake> {
+        self.with_tenant(access_key_id, |t| t.dataset(dataset).to_vec())
+            .unwrap_or_default()
+    }
+
+    /// One invitation of a tenant, by id.
+    pub fn find(&self, access_key_id: &str, id: &str) -> Option<Handshake> {
+        self.with_tenant(access_key_id, |t| t.find(id).cloned())
+            .flatten()
+    }
+}
+
+/// Per-call facts a provider handler uses after [`Sim::begin_call`].
+pub struct CallContext {
+    pub secret: String,
+    pub security_token: Option<String>,
+    pub fault: Option<FaultKind>,
+}
+
+/// A running simulator; dropping it (or calling [`SimServer::shutdown`]) stops it.
+pub struct SimServer {
+    pub addr: SocketAddr,
+    pub sim: Arc<Sim>,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SimServer {
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Start the simulator on `addr` (use `127.0.0.1:0` for a free port).
+pub async fn start(sim: Arc<Sim>, addr: SocketAddr) -> std::io::Result<SimServer> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (stop, mut stopped) = watch::channel(false);
+    let served = sim.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => break,
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let sim = served.clone();
+                    let mut stop_conn = stopped.clone();
+                    tokio::spawn(async move {
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        let svc = hyper::service::service_fn(move |req| {
+                            let sim = sim.clone();
+                            async move { Ok::<_, std::convert::Infallible>(route(&sim, req).await) }
+                        });
+                        let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, svc);
+                        tokio::pin!(conn);
+                        tokio::select! {
+                            _ = conn.as_mut() => {}
+                            _ = stop_conn.changed() => {}
+                        }
+                    });
+                }
+            }
+        }
+    });
+    Ok(SimServer {
+        addr,
+        sim,
+        stop,
+        task: Some(task),
+    })
+}
+
+type Body = Full<Bytes>;
+
+fn to_response(r: SimResponse) -> Response<Body> {
+    let mut builder = Response::builder()
+        .status(StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    for (k, v) in r.headers {
+        builder = builder.header(k, v);
+    }
+    builder
+        .body(Full::new(Bytes::from(r.body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::from_static(b"bad response"))))
+}
+
+async fn route(sim: &Arc<Sim>, req: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let request = SimRequest {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers: parts.headers,
+        body,
+    };
+    if request.path.starts_with("/_sim/") {
+        return to_response(control(sim, &request));
+    }
+    let latency = sim.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let response = if request.path.starts_with("/v1/") {
+        huawei::handle(sim, request).await
+    } else {
+        alibaba::handle(sim, request).await
+    };
+    to_response(response)
+}
+
+/// Tenant to create through the control API.
+#[derive(Deserialize)]
+struct TenantSpec {
+    access_key_id: String,
+    secret: String,
+    #[serde(default)]
+    security_token: Option<String>,
+    #[serde(default)]
+    seed: u64,
+    #[serde(default)]
+    alibaba_resource_directory: usize,
+    #[serde(default)]
+    alibaba_account: usize,
+    #[serde(default)]
+    huawei_sent: usize,
+    #[serde(default)]
+    huawei_received: usize,
+}
+
+fn control(sim: &Sim, req: &SimRequest) -> SimResponse {
+    let segments: Vec<&str> = req.path.trim_start_matches("/_sim/").split('/').collect();
+    let not_found = || {
+        SimResponse::json(
+            404,
+            &serde_json::json!({"error": "no such tenant or route"}),
+        )
+    };
+    let bad = |m: String| SimResponse::json(400, &serde_json::json!({"error": m}));
+    match (&req.method, segments.as_slice()) {
+        (&Method::GET, ["tenants"]) => {
+            let state = sim.lock();
+            let tenants: Vec<_> = state
+                .tenants
+                .values()
+                .map(|t| {
+                    serde_json::json!({
+                        "access_key_id": t.access_key_id,
+                        "calls": t.calls,
+                        "faults": t.faults.len(),
+                        "datasets": t.datasets.iter().map(|(k, v)| (serde_json::to_value(k).unwrap_or_default().as_str().unwrap_or_default().to_string(), v.len())).collect::<BTreeMap<_, _>>(),
+                    })
+                })
+                .collect();
+            SimResponse::json(200, &serde_json::json!({ "tenants": tenants }))
+        }
+        (&Method::POST, ["tenants"]) => match serde_json::from_slice::<TenantSpec>(&req.body) {
+            Err(e) => bad(format!("bad tenant spec: {e}")),
+            Ok(spec) => {
+                let mut t = Tenant::new(&spec.access_key_id, &spec.secret);
+                t.security_token = spec.security_token;
+                let now = chrono::Utc::now();
+                for (d, n) in [
+                    (
+                        Dataset::AlibabaResourceDirectory,
+                        spec.alibaba_resource_directory,
+                    ),
+                    (Dataset::AlibabaAccount, spec.alibaba_account),
+                    (Dataset::HuaweiSent, spec.huawei_sent),
+                    (Dataset::HuaweiReceived, spec.huawei_received),
+                ] {
+                    if n > 0 {
+                        t.datasets.insert(d, data::generate(d, n, spec.seed, now));
+                    }
+                }
+                sim.add_tenant(t);
+                SimResponse::json(201, &serde_json::json!({"ok": true}))
+            }
+        },
+        (&Method::POST, ["tenants", ak, "faults"]) => {
+            match serde_json::from_slice::<Fault>(&req.body) {
+                Err(e) => bad(format!("bad fault: {e}")),
+                Ok(f) => {
+                    if sim.add_fault(ak, f) {
+                        SimResponse::json(201, &serde_json::json!({"ok": true}))
+                    } else {
+                        not_found()
+                    }
+                }
+            }
+        }
+        (&Method::DELETE, ["tenants", ak, "faults"]) => {
+            sim.clear_faults(ak);
+            SimResponse::json(200, &serde_json::json!({"ok": true}))
+        }
+        (&Method::DELETE, ["tenants", ak, "handshakes", id]) => {
+            if sim.delete_handshake(ak, id) {
+                SimResponse::json(200, &serde_json::json!({"ok": true}))
+            } else {
+                not_found()
+            }
+        }
+        (&Method::GET, ["tenants", ak, "calls"]) => {
+            SimResponse::json(200, &serde_json::json!(sim.calls(ak)))
+        }
+        (&Method::DELETE, ["tenants", ak, "calls"]) => {
+            sim.reset_calls(ak);
+            SimResponse::json(200, &serde_json::json!({"ok": true}))
+        }
+        (&Method::PUT, ["latency"]) => {
+            let ms = serde_json::from_slice::<serde_json::Value>(&req.body)
+                .ok()
+                .and_then(|v| v.get("ms").and_then(serde_json::Value::as_u64));
+            match ms {
+                Some(ms) => {
+                    sim.set_latency(Duration::from_millis(ms));
+                    SimResponse::json(200, &serde_json::json!({"ok": true}))
+                }
+                None => bad("expected {\"ms\": N}".into()),
+            }
+        }
+        _ => not_found(),
+    }
+}
