@@ -1,1 +1,248 @@
-fn main() {}
+//! The `handshake_exporter` binary: flags, signals, and wiring. Logic lives in the library.
+
+use clap::{Parser, Subcommand};
+use handshake_exporter::app::{App, ConfigOrigin};
+use handshake_exporter::http::{self, WebOptions};
+use handshake_exporter::metrics::ExporterMetrics;
+use handshake_exporter::{config, demo, logging, webconfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(
+    name = "handshake_exporter",
+    version,
+    about = "Prometheus exporter for cloud organization invitations (handshakes): Alibaba Cloud Resource Manager and Huawei Cloud Organizations."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Configuration file (YAML).
+    #[arg(
+        long = "config.file",
+        value_name = "PATH",
+        default_value = "handshake_exporter.yml"
+    )]
+    config_file: PathBuf,
+    /// Validate the configuration file and exit (0 valid, 1 invalid).
+    #[arg(long = "config.check")]
+    config_check: bool,
+    /// Address to listen on for metrics and the web interface.
+    #[arg(
+        long = "web.listen-address",
+        value_name = "ADDR",
+        default_value = ":9866"
+    )]
+    listen_address: String,
+    /// Path under which to expose metrics.
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        default_value = "/metrics"
+    )]
+    telemetry_path: String,
+    /// Web configuration (TLS, basic auth) in the exporter-toolkit format.
+    #[arg(long = "web.config.file", value_name = "PATH")]
+    web_config_file: Option<PathBuf>,
+    /// Maximum number of concurrent scrape requests; more get 503.
+    #[arg(long = "web.max-requests", value_name = "N", default_value_t = 40)]
+    max_requests: usize,
+    /// Only log messages with the given severity or above.
+    #[arg(long = "log.level", default_value = "info", value_parser = ["trace", "debug", "info", "warn", "error"])]
+    log_level: String,
+    /// Output format of log messages.
+    #[arg(long = "log.format", default_value = "logfmt", value_parser = ["logfmt", "json"])]
+    log_format: String,
+    /// Run against a built-in simulated cloud (no credentials needed); ignores --config.file.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run only the simulated cloud (Alibaba and Huawei APIs) with demo tenants.
+    Sim {
+        /// Address for the simulator.
+        #[arg(long, default_value = "127.0.0.1:18080")]
+        listen: String,
+    },
+}
+
+/// `:9866` means every interface, like Prometheus' own flags.
+fn listen_addr(raw: &str) -> String {
+    if raw.starts_with(':') {
+        format!("0.0.0.0{raw}")
+    } else {
+        raw.to_string()
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(&cli.log_level, &cli.log_format);
+    handshake_exporter::init_crypto();
+
+    if let Some(Command::Sim { listen }) = &cli.command {
+        return run_sim(listen).await;
+    }
+
+    if cli.config_check {
+        return match config::load_file(&cli.config_file) {
+            Ok(c) => {
+                for w in &c.warnings {
+                    eprintln!("warning: {w}");
+                }
+                println!(
+                    "{}: ok, {} source(s)",
+                    cli.config_file.display(),
+                    c.sources.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+
+    let mut demo_sim = None;
+    let origin = if cli.demo {
+        match demo::start_sim(SocketAddr::from(([127, 0, 0, 1], 0))).await {
+            Ok(sim) => {
+                tracing::info!(address = %sim.addr, "demo: simulated cloud started on loopback");
+                let origin = ConfigOrigin::Fixed(Box::new(demo::config(&sim.url())));
+                demo_sim = Some(sim);
+                origin
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "demo: cannot start the simulated cloud");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        ConfigOrigin::File(cli.config_file.clone())
+    };
+
+    let metrics = Arc::new(ExporterMetrics::new(true));
+    let app = match App::new(origin, metrics) {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid configuration");
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let mut web = WebOptions::new(&cli.telemetry_path, cli.max_requests);
+    if let Some(path) = &cli.web_config_file {
+        match webconfig::load(path) {
+            Ok(wc) => {
+                web.tls = wc.tls;
+                web.basic_auth = wc.basic_auth;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "invalid web configuration");
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let tls = web.tls.is_some();
+
+    let addr = listen_addr(&cli.listen_address);
+    let listener = match TcpListener::bind(&addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(address = %addr, error = %e, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+    let rt = app.runtime();
+    tracing::info!(
+        address = %local,
+        tls,
+        sources = rt.sources.len(),
+        refresh_interval = ?rt.config.refresh_interval,
+        version = handshake_exporter::metrics::VERSION,
+        "listening"
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let server = tokio::spawn(http::serve(app.clone(), Arc::new(web), listener, stop_rx));
+    wait_for_signals(&app).await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    if let Some(sim) = demo_sim {
+        sim.shutdown().await;
+    }
+    ExitCode::SUCCESS
+}
+
+/// Return on SIGTERM or SIGINT; reload on SIGHUP.
+async fn wait_for_signals(app: &Arc<App>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) else {
+            tracing::error!("cannot install signal handlers; stop with SIGKILL");
+            std::future::pending::<()>().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => return,
+                _ = int.recv() => return,
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading configuration");
+                    let _ = app.reload();
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn run_sim(listen: &str) -> ExitCode {
+    let addr: SocketAddr = match listen.parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("--listen {listen:?}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let sim = match demo::start_sim(addr).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot start the simulator on {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(address = %sim.addr, "simulated cloud listening");
+    println!(
+        "Simulated cloud on {url}\n\nsources:\n  - name: sim-alibaba\n    provider: alibaba\n    endpoint: {url}\n    credentials: {{access_key_id: {ak}, access_key_secret: {sk}}}\n  - name: sim-huawei\n    provider: huawei\n    endpoint: {url}\n    credentials: {{access_key_id: {hak}, access_key_secret: {hsk}, domain_id: {dom}}}",
+        url = sim.url(),
+        ak = demo::ALIBABA_AK,
+        sk = demo::ALIBABA_SECRET,
+        hak = demo::HUAWEI_AK,
+        hsk = demo::HUAWEI_SECRET,
+        dom = demo::HUAWEI_DOMAIN,
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    sim.shutdown().await;
+    ExitCode::SUCCESS
+}

@@ -119,6 +119,7 @@ impl Transport {
         metrics: Arc<ExporterMetrics>,
         global: Arc<Semaphore>,
     ) -> Result<Transport, String> {
+        crate::init_crypto();
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .user_agent(concat!("handshake_exporter/", env!("CARGO_PKG_VERSION")))

@@ -1,0 +1,380 @@
+//! Per-source TTL cache with single-flight refresh.
+//!
+//! A scrape that finds a source's data older than `refresh_interval` starts a refresh
+//! (or joins the one already running: one refresh per source at a time), then waits
+//! for it at most until the scrape's own deadline. The refresh runs in its own task,
+//! so a scrape that gives up never cancels it; the next scrape gets its result. A
+//! failed refresh keeps the last good snapshot and marks the source down.
+
+use crate::config::SourceConfig;
+use crate::error::{ApiError, Reason};
+use crate::metrics::ExporterMetrics;
+use crate::model::{Handshake, Provider};
+use crate::provider::HandshakeProvider;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// One successful refresh's result. Immutable once built; shared by every scrape.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub handshakes: Vec<Handshake>,
+    /// Unix time the refresh finished.
+    pub fetched_at: f64,
+}
+
+/// What rendering needs to know about a source at one instant.
+#[derive(Clone, Debug)]
+pub struct SourceView {
+    pub name: Arc<str>,
+    pub provider: Provider,
+    pub snapshot: Option<Arc<Snapshot>>,
+    /// Whether the last finished refresh succeeded (false before the first one).
+    pub up: bool,
+    pub last_success: Option<f64>,
+    pub last_duration: Option<Duration>,
+    pub last_error: Option<ApiError>,
+    pub refreshing: bool,
+}
+
+#[derive(Default)]
+struct State {
+    snapshot: Option<Arc<Snapshot>>,
+    up: bool,
+    last_attempt_end: Option<Instant>,
+    last_duration: Option<Duration>,
+    last_error: Option<ApiError>,
+    /// Completion signal of the running refresh; scrapes clone it to wait.
+    inflight: Option<watch::Receiver<bool>>,
+}
+
+pub struct SourceCache {
+    pub config: SourceConfig,
+    pub name: Arc<str>,
+    client: Arc<dyn HandshakeProvider>,
+    metrics: Arc<ExporterMetrics>,
+    refresh_interval: Duration,
+    refresh_timeout: Duration,
+    state: Mutex<State>,
+}
+
+/// How a wait for fresh data ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// Data was younger than the refresh interval; nothing was fetched.
+    Fresh,
+    /// A refresh finished (successfully or not) before the deadline.
+    Refreshed,
+    /// The deadline came first; the refresh goes on in the background.
+    TimedOut,
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl SourceCache {
+    pub fn new(
+        config: SourceConfig,
+        client: Arc<dyn HandshakeProvider>,
+        metrics: Arc<ExporterMetrics>,
+        refresh_interval: Duration,
+        refresh_timeout: Duration,
+    ) -> Arc<SourceCache> {
+        metrics.init_source(config.provider, &config.name);
+        Arc::new(SourceCache {
+            name: Arc::from(config.name.as_str()),
+            config,
+            client,
+            metrics,
+            refresh_interval,
+            refresh_timeout,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    pub fn provider(&self) -> Provider {
+        self.config.provider
+    }
+
+    pub fn refresh_timeout(&self) -> Duration {
+        self.refresh_timeout
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // State updates are single assignments; a poisoned lock still holds
+        // consistent data, and /metrics must keep answering.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current state, for rendering.
+    pub fn view(&self) -> SourceView {
+        let st = self.lock();
+        SourceView {
+            name: self.name.clone(),
+            provider: self.config.provider,
+            snapshot: st.snapshot.clone(),
+            up: st.up,
+            last_success: st.snapshot.as_ref().map(|s| s.fetched_at),
+            last_duration: st.last_duration,
+            last_error: st.last_error.clone(),
+            refreshing: st.inflight.is_some(),
+        }
+    }
+
+    /// Make sure the data is fresh, waiting for a refresh at most until `deadline`.
+    pub async fn ensure_fresh(self: &Arc<Self>, deadline: Instant) -> Freshness {
+        let mut done = {
+            let mut st = self.lock();
+            let fresh = st
+                .last_attempt_end
+                .is_some_and(|t| t.elapsed() < self.refresh_interval);
+            if fresh {
+                return Freshness::Fresh;
+            }
+            // A refresh task that died without signalling (a panic) must not block
+            // every later refresh: a closed channel counts as no refresh running.
+            let running = st
+                .inflight
+                .as_ref()
+                .filter(|rx| rx.has_changed().is_ok())
+                .cloned();
+            match running {
+                Some(rx) => rx,
+                None => {
+                    let rx = self.spawn_refresh();
+                    st.inflight = Some(rx.clone());
+                    rx
+                }
+            }
+        };
+        // Never wait longer than the refresh itself may take.
+        let deadline = deadline.min(Instant::now() + self.refresh_timeout);
+        match tokio::time::timeout_at(deadline, done.wait_for(|finished| *finished)).await {
+            Ok(_) => Freshness::Refreshed,
+            Err(_) => Freshness::TimedOut,
+        }
+    }
+
+    fn spawn_refresh(self: &Arc<Self>) -> watch::Receiver<bool> {
+        let (tx, rx) = watch::channel(false);
+        let me = self.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let deadline = started + me.refresh_timeout;
+            let result = match tokio::time::timeout_at(deadline, me.client.list(deadline)).await {
+                Ok(r) => r,
+                Err(_) => Err(ApiError::new(
+                    Reason::Timeout,
+                    "refresh",
+                    format!("refresh did not finish within {:?}", me.refresh_timeout),
+                )),
+            };
+            me.finish(result, started.elapsed());
+            let _ = tx.send(true);
+        });
+        rx
+    }
+
+    fn finish(&self, result: Result<Vec<Handshake>, ApiError>, took: Duration) {
+        let provider = self.config.provider.as_str();
+        self.metrics
+            .refreshes
+            .with_label_values(&[provider, &self.name])
+            .inc();
+        let mut st = self.lock();
+        st.inflight = None;
+        st.last_attempt_end = Some(Instant::now());
+        st.last_duration = Some(took);
+        match result {
+            Ok(mut handshakes) => {
+                // Ids are the series identity: a duplicate would make the exposition
+                // invalid. Providers reject duplicates; this is the last guard.
+                let mut seen = HashSet::with_capacity(handshakes.len());
+                handshakes.retain(|h| seen.insert(h.id.clone()));
+                for h in &mut handshakes {
+                    if *h.source != *self.name {
+                        h.source = self.name.clone();
+                    }
+                }
+                tracing::debug!(
+                    source = %self.name, provider, invitations = handshakes.len(),
+                    took_ms = took.as_millis() as u64, "refresh succeeded"
+                );
+                st.snapshot = Some(Arc::new(Snapshot {
+                    handshakes,
+                    fetched_at: unix_now(),
+                }));
+                st.up = true;
+                st.last_error = None;
+            }
+            Err(e) => {
+                self.metrics
+                    .refresh_failures
+                    .with_label_values(&[provider, &self.name, e.reason.metric_label()])
+                    .inc();
+                tracing::warn!(
+                    source = %self.name,
+                    provider,
+                    action = e.action,
+                    reason = e.reason.metric_label(),
+                    code = e.code.as_deref().unwrap_or(""),
+                    http_status = e.http_status.unwrap_or(0),
+                    request_id = e.request_id.as_deref().unwrap_or(""),
+                    error = %e,
+                    "refresh failed; keeping the last good data"
+                );
+                st.up = false;
+                st.last_error = Some(e);
+            }
+        }
+    }
+
+    /// Fetch one invitation live through this source's credentials.
+    pub async fn get_live(&self, id: &str, deadline: Instant) -> Result<Handshake, ApiError> {
+        let mut h = self.client.get(id, deadline).await?;
+        h.source = self.name.clone();
+        Ok(h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AlibabaSignature, View};
+    use crate::secret::{Credentials, Secret};
+    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A provider double counting calls: the cache logic is tested without HTTP here;
+    /// the integration tests run the same paths against the simulator.
+    struct Counting {
+        calls: AtomicU32,
+        delay: Duration,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait]
+    impl HandshakeProvider for Counting {
+        fn provider(&self) -> Provider {
+            Provider::Alibaba
+        }
+        async fn list(&self, _deadline: Instant) -> Result<Vec<Handshake>, ApiError> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::time::sleep(self.delay).await;
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(ApiError::new(Reason::Server, "List", "boom"));
+            }
+            Ok((0..n)
+                .map(|i| Handshake::new(Provider::Alibaba, Arc::from("x"), format!("h-{i}")))
+                .collect())
+        }
+        async fn get(&self, id: &str, _deadline: Instant) -> Result<Handshake, ApiError> {
+            Ok(Handshake::new(Provider::Alibaba, Arc::from("x"), id))
+        }
+    }
+
+    fn source() -> SourceConfig {
+        SourceConfig {
+            name: "s1".into(),
+            provider: Provider::Alibaba,
+            view: View::ResourceDirectory,
+            handshake_ids: vec![],
+            endpoint: "http://127.0.0.1:1".into(),
+            signature: AlibabaSignature::V3,
+            page_size: 100,
+            credentials: Credentials {
+                access_key_id: "AK".into(),
+                access_key_secret: Secret::new("SK"),
+                security_token: None,
+                domain_id: None,
+            },
+            rate_limit: None,
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+            line: 0,
+        }
+    }
+
+    fn cache(delay_ms: u64, interval: Duration) -> (Arc<SourceCache>, Arc<Counting>) {
+        let client = Arc::new(Counting {
+            calls: AtomicU32::new(0),
+            delay: Duration::from_millis(delay_ms),
+            fail: false.into(),
+        });
+        let c = SourceCache::new(
+            source(),
+            client.clone(),
+            Arc::new(ExporterMetrics::new(false)),
+            interval,
+            Duration::from_secs(5),
+        );
+        (c, client)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_scrapes_share_one_refresh_and_ttl_holds() {
+        let (c, client) = cache(100, Duration::from_secs(60));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let waits: Vec<_> = (0..20)
+            .map(|_| {
+                let c = c.clone();
+                tokio::spawn(async move { c.ensure_fresh(deadline).await })
+            })
+            .collect();
+        for w in waits {
+            assert_eq!(w.await.ok(), Some(Freshness::Refreshed));
+        }
+        assert_eq!(client.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(c.ensure_fresh(deadline).await, Freshness::Fresh);
+        assert_eq!(client.calls.load(Ordering::SeqCst), 1);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert_eq!(
+            c.ensure_fresh(Instant::now() + Duration::from_secs(10))
+                .await,
+            Freshness::Refreshed
+        );
+        assert_eq!(client.calls.load(Ordering::SeqCst), 2);
+        let view = c.view();
+        assert!(view.up);
+        assert_eq!(view.snapshot.map(|s| s.handshakes.len()), Some(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_refresh_times_the_scrape_out_and_finishes_in_the_background() {
+        let (c, client) = cache(3_000, Duration::from_secs(60));
+        let r = c
+            .ensure_fresh(Instant::now() + Duration::from_secs(1))
+            .await;
+        assert_eq!(r, Freshness::TimedOut);
+        assert!(c.view().refreshing);
+        assert!(c.view().snapshot.is_none());
+        // A second scrape joins the same refresh instead of starting another.
+        let r = c
+            .ensure_fresh(Instant::now() + Duration::from_secs(5))
+            .await;
+        assert_eq!(r, Freshness::Refreshed);
+        assert_eq!(client.calls.load(Ordering::SeqCst), 1);
+        assert!(c.view().snapshot.is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_keep_the_last_good_snapshot() {
+        let (c, client) = cache(0, Duration::from_secs(1));
+        c.ensure_fresh(Instant::now() + Duration::from_secs(5))
+            .await;
+        assert!(c.view().up);
+        client.fail.store(true, Ordering::SeqCst);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        c.ensure_fresh(Instant::now() + Duration::from_secs(5))
+            .await;
+        let v = c.view();
+        assert!(!v.up);
+        assert_eq!(v.snapshot.map(|s| s.handshakes.len()), Some(1));
+        assert_eq!(v.last_error.map(|e| e.reason), Some(Reason::Server));
+    }
+}
