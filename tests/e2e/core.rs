@@ -1,0 +1,221 @@
+//! Exporter core (Alibaba source, TTL cache, /metrics, JSON API, config errors).
+
+use crate::harness::*;
+use handshake_exporter::sim::{Dataset, Fault, FaultKind};
+use std::time::Duration;
+
+const AK: &str = "LTAIcoreTest000000001";
+const SK: &str = "core-test-secret-value";
+const RD: &str = "ListHandshakesForResourceDirectory";
+
+fn config(endpoint: &str, interval: &str, extra: &str) -> String {
+    format!(
+        "refresh_interval: {interval}\n{extra}sources:\n{}",
+        alibaba_source("corp-rd", endpoint, AK, SK, "resource_directory")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alibaba_pages_arrive_complete_and_the_ttl_holds() -> TestResult {
+    let sim = start_sim().await;
+    tenant(&sim.sim, AK, SK, &[(Dataset::AlibabaResourceDirectory, 250)]);
+    let exporter = Exporter::start(&config(&sim.url(), "60s", "per_invitation: all\n"), &[]);
+
+    let text = exporter.scrape().await;
+    assert_eq!(sum(&text, "handshake_invitations", &[("source", "corp-rd")]), 250.0, "{text}");
+    assert_eq!(sim.sim.call_count(AK, RD), 3, "250 invitations at PageSize 100 take 3 calls");
+    assert_eq!(value(&text, "handshake_source_up", &[("source", "corp-rd")]), Some(1.0));
+    let ids = samples(&text, "handshake_info", &[("source", "corp-rd")]).len();
+    assert_eq!(ids, 250, "every invitation has its info series with per_invitation: all");
+    // Every generated id appears exactly once.
+    for h in sim.sim.dataset(AK, Dataset::AlibabaResourceDirectory) {
+        assert_eq!(samples(&text, "handshake_info", &[("handshake_id", &h.id)]).len(), 1, "{}", h.id);
+    }
+
+    // A second scrape inside the TTL makes no API call.
+    let again = exporter.scrape().await;
+    assert_eq!(sim.sim.call_count(AK, RD), 3);
+    assert_eq!(sum(&again, "handshake_invitations", &[]), 250.0);
+    assert_eq!(value(&again, "handshake_source_refreshes_total", &[("source", "corp-rd")]), Some(1.0));
+    assert_eq!(value(&again, "handshake_api_requests_total", &[("action", RD), ("code", "200")]), Some(3.0));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_scrapes_of_a_cold_exporter_cause_one_refresh() -> TestResult {
+    let sim = start_sim().await;
+    tenant(&sim.sim, AK, SK, &[(Dataset::AlibabaResourceDirectory, 250)]);
+    // Slow answers widen the window in which scrapes pile up.
+    sim.sim.set_latency(Duration::from_millis(200));
+    let exporter = Exporter::start(&config(&sim.url(), "60s", ""), &[]);
+    let url = exporter.url("/metrics");
+    let scrapes: Vec<_> = (0..20)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { get(&url).await })
+        })
+        .collect();
+    for s in scrapes {
+        let (status, body) = s.await?;
+        assert_eq!(status, 200);
+        assert_eq!(sum(&body, "handshake_invitations", &[]), 250.0, "every scrape waited for the one refresh");
+    }
+    assert_eq!(sim.sim.call_count(AK, RD), 3, "one refresh = 3 list calls");
+    let text = exporter.scrape().await;
+    assert_eq!(value(&text, "handshake_source_refreshes_total", &[("source", "corp-rd")]), Some(1.0));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_invitations_vanish_and_failures_keep_the_last_data() -> TestResult {
+    let sim = start_sim().await;
+    tenant(&sim.sim, AK, SK, &[(Dataset::AlibabaResourceDirectory, 120)]);
+    let exporter = Exporter::start(&config(&sim.url(), "1s", "per_invitation: all\n"), &[]);
+    let text = exporter.scrape().await;
+    let victim = sim.sim.dataset(AK, Dataset::AlibabaResourceDirectory)[7].id.clone();
+    assert_eq!(samples(&text, "handshake_info", &[("handshake_id", &victim)]).len(), 1);
+
+    assert!(sim.sim.delete_handshake(AK, &victim));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let text = exporter.scrape().await;
+    assert!(samples(&text, "handshake_info", &[("handshake_id", &victim)]).is_empty(), "deleted invitation still exported");
+    assert_eq!(sum(&text, "handshake_invitations", &[]), 119.0);
+
+    // The API now fails on every call: the last good data stays, the source is down.
+    sim.sim.add_fault(AK, Fault { kind: FaultKind::ServerError, action: None, times: None });
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let text = exporter.scrape().await;
+    assert_eq!(value(&text, "handshake_source_up", &[("source", "corp-rd")]), Some(0.0));
+    assert_eq!(sum(&text, "handshake_invitations", &[]), 119.0, "last good data kept");
+    assert!(value(&text, "handshake_source_refresh_failures_total", &[("source", "corp-rd"), ("reason", "server")]).unwrap_or(0.0) >= 1.0);
+    let last_success = value(&text, "handshake_source_last_success_timestamp_seconds", &[("source", "corp-rd")]);
+    assert!(last_success.is_some());
+    assert!(exporter.log().contains("reason=server"), "a failure is logged with its reason");
+
+    // Recovery.
+    sim.sim.clear_faults(AK);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let text = exporter.scrape().await;
+    assert_eq!(value(&text, "handshake_source_up", &[("source", "corp-rd")]), Some(1.0));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exposition_passes_promtool_and_json_api_lists_invitations() -> TestResult {
+    let sim = start_sim().await;
+    tenant(
+        &sim.sim,
+        AK,
+        SK,
+        &[(Dataset::AlibabaResourceDirectory, 60), (Dataset::AlibabaAccount, 10)],
+    );
+    let cfg = format!(
+        "sources:\n{}{}",
+        alibaba_source("corp-rd", &sim.url(), AK, SK, "resource_directory"),
+        alibaba_source("corp-account", &sim.url(), AK, SK, "account").replace(
+            "    credentials:",
+            "    signature: v1\n    credentials:"
+        )
+    );
+    let exporter = Exporter::start(&cfg, &[]);
+    let text = exporter.scrape().await;
+    assert_eq!(sum(&text, "handshake_invitations", &[("source", "corp-account")]), 10.0);
+    assert_eq!(sum(&text, "handshake_invitations", &[("source", "corp-rd")]), 60.0);
+    assert!(text.contains("# TYPE handshake_exporter_build_info gauge"));
+    assert!(text.contains("process_resident_memory_bytes"));
+    if let Some(complaints) = promtool_check(&text) {
+        assert_eq!(complaints, "", "promtool check metrics");
+    }
+    // No email address leaks into labels by default.
+    assert!(!text.contains("ops-admin@"), "management account email must be masked");
+    for line in text.lines().filter(|l| l.contains("target=\"")) {
+        let target = line.split("target=\"").nth(1).unwrap_or("");
+        assert!(target.starts_with('"') || target.contains("***"), "unmasked target: {line}");
+    }
+
+    let (status, body) = get(&exporter.url("/api/v1/handshakes")).await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body)?;
+    let items = v["handshakes"].as_array().ok_or("handshakes array")?;
+    assert_eq!(items.len(), 70);
+    for item in items {
+        for key in ["source", "provider", "id", "status", "target_type"] {
+            assert!(item[key].is_string(), "{key} in {item}");
+        }
+        assert!(item["expires_at"].is_string() || item["expires_at"].is_null());
+        if let Some(t) = item["expires_at"].as_str() {
+            assert!(chrono::DateTime::parse_from_rfc3339(t).is_ok(), "{t}");
+        }
+    }
+
+    // Live GetHandshake through the source's credentials.
+    let id = sim.sim.dataset(AK, Dataset::AlibabaAccount)[0].id.clone();
+    let (status, body) = get(&exporter.url(&format!("/api/v1/sources/corp-rd/handshakes/{id}"))).await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(v["handshake"]["id"], id);
+    let (status, body) = get(&exporter.url("/api/v1/sources/corp-rd/handshakes/h-doesnotexist0000")).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("not_found"), "{body}");
+    let (status, _) = get(&exporter.url("/api/v1/sources/nope/handshakes/h-1")).await;
+    assert_eq!(status, 404);
+
+    // Landing page, health, readiness.
+    let (status, body) = get(&exporter.url("/")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("corp-account") && body.contains("/metrics"));
+    assert_eq!(get(&exporter.url("/-/healthy")).await.0, 200);
+    assert_eq!(get(&exporter.url("/-/ready")).await.0, 200);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_config_exits_non_zero_naming_the_line() -> TestResult {
+    let bad = "refresh_interval: 60s\nsources:\n  - name: ok\n    provider: alibaba\n    view: sideways\n";
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("config.yml");
+    std::fs::write(&path, bad)?;
+    for extra in [vec!["--config.check"], vec![]] {
+        let out = std::process::Command::new(BIN)
+            .arg("--config.file")
+            .arg(&path)
+            .args(["--web.listen-address", "127.0.0.1:0"])
+            .args(&extra)
+            .output()?;
+        assert_eq!(out.status.code(), Some(1), "{extra:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("config.yml:5") && stderr.contains("sources[0].view"),
+            "{extra:?}: {stderr}"
+        );
+    }
+    std::fs::write(&path, "sources:\n  - name: ok\n    provider: alibaba\n    credentials: {access_key_id: a, access_key_secret: b}\n")?;
+    let out = std::process::Command::new(BIN)
+        .arg("--config.file")
+        .arg(&path)
+        .arg("--config.check")
+        .output()?;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serves_both_alibaba_views_and_both_huawei_views() -> TestResult {
+    let exporter = Exporter::start_args(&["--demo"]);
+    let text = exporter.scrape().await;
+    for source in ["alibaba-rd", "alibaba-account", "huawei-sent", "huawei-received"] {
+        assert_eq!(
+            value(&text, "handshake_source_up", &[("source", source)]),
+            Some(1.0),
+            "{source} up in demo: {}",
+            exporter.log()
+        );
+        assert!(sum(&text, "handshake_invitations", &[("source", source)]) > 0.0, "{source}");
+    }
+    assert!(value(&text, "handshake_pending_expiring", &[("source", "alibaba-rd"), ("within", "1d")]).unwrap_or(0.0) >= 0.0);
+    if let Some(complaints) = promtool_check(&text) {
+        assert_eq!(complaints, "", "promtool check metrics");
+    }
+    assert_eq!(exporter.terminate(), Some(0), "SIGTERM stops the exporter cleanly");
+    Ok(())
+}

@@ -1,0 +1,274 @@
+//! Test harness: the real `handshake_exporter` binary as a child process, the
+//! simulator in-process on loopback, and helpers to read the exposition.
+
+#![allow(dead_code)]
+
+use handshake_exporter::sim::{self, Dataset, Sim, SimServer, Tenant, data};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_handshake_exporter");
+
+pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// Start a simulator on 127.0.0.1 with no tenants.
+pub async fn start_sim() -> SimServer {
+    handshake_exporter::init_crypto();
+    let s = Sim::new();
+    sim::start(s, "127.0.0.1:0".parse().expect("static address"))
+        .await
+        .expect("simulator binds loopback")
+}
+
+/// Add a tenant with `n` generated invitations in `dataset`.
+pub fn tenant(sim: &Sim, ak: &str, secret: &str, sets: &[(Dataset, usize)]) {
+    let mut t = Tenant::new(ak, secret);
+    let now = chrono::Utc::now();
+    for (i, (d, n)) in sets.iter().enumerate() {
+        t.datasets.insert(*d, data::generate(*d, *n, 42 + i as u64, now));
+    }
+    sim.add_tenant(t);
+}
+
+/// A running exporter process; killed on drop.
+pub struct Exporter {
+    child: Child,
+    pub addr: String,
+    log: Arc<Mutex<String>>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Exporter {
+    /// Write `config` to a temp file and start the binary on a free loopback port.
+    pub fn start(config: &str, extra: &[&str]) -> Exporter {
+        Self::try_start(config, extra).expect("exporter starts and listens")
+    }
+
+    pub fn try_start(config: &str, extra: &[&str]) -> Result<Exporter, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("config.yml");
+        std::fs::write(&path, config).map_err(|e| e.to_string())?;
+        let mut args = vec![
+            "--config.file".to_string(),
+            path.display().to_string(),
+            "--web.listen-address".into(),
+            "127.0.0.1:0".into(),
+            "--log.level".into(),
+            "debug".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn(&args, dir)
+    }
+
+    /// Start with exactly these arguments (plus a loopback listen address).
+    pub fn start_args(args: &[&str]) -> Exporter {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.extend(["--web.listen-address".to_string(), "127.0.0.1:0".to_string()]);
+        Self::spawn(&all, dir).expect("exporter starts and listens")
+    }
+
+    fn spawn(args: &[String], dir: tempfile::TempDir) -> Result<Exporter, String> {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawn {BIN}: {e}"))?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("msg=listening") {
+                    if let Some(addr) = line
+                        .split_whitespace()
+                        .find_map(|kv| kv.strip_prefix("address="))
+                    {
+                        let _ = tx.send(addr.to_string());
+                    }
+                }
+                if let Ok(mut l) = sink.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => Ok(Exporter { child, addr, log, dir }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                Err(format!(
+                    "exporter did not report listening; log:\n{}",
+                    log.lock().map(|l| l.clone()).unwrap_or_default()
+                ))
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("config.yml")
+    }
+
+    /// GET /metrics; panics unless 200.
+    pub async fn scrape(&self) -> String {
+        let (status, body) = get(&self.url("/metrics")).await;
+        assert_eq!(status, 200, "/metrics answered {status}: {body}");
+        body
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([format!("-{sig}"), self.child.id().to_string()])
+            .status();
+    }
+
+    /// Send SIGTERM and wait for the exit status.
+    pub fn terminate(mut self) -> Option<i32> {
+        self.signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    handshake_exporter::init_crypto();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+pub async fn get(url: &str) -> (u16, String) {
+    match client().get(url).send().await {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            (s, r.text().await.unwrap_or_default())
+        }
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+/// Value of the first sample of `name` whose labels include all of `labels`.
+pub fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples(text, name, labels).first().copied()
+}
+
+/// Every sample value of `name` matching `labels`.
+pub fn samples(text: &str, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()))
+        .collect()
+}
+
+pub fn sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples(text, name, labels).iter().sum()
+}
+
+/// Whether external tools are required (the test script sets this; CI runs it).
+pub fn tools_required() -> bool {
+    std::env::var_os("HANDSHAKE_REQUIRE_TOOLS").is_some() || std::env::var_os("CI").is_some()
+}
+
+/// Find a tool on PATH; when tools are required its absence fails the test.
+pub fn tool(name: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            !tools_required(),
+            "{name} is required but not installed: run scripts/install-test-tools.sh"
+        );
+        eprintln!("SKIPPED part of this test: {name} not installed (run scripts/install-test-tools.sh)");
+    }
+    found
+}
+
+/// `promtool check metrics` on an exposition; returns its complaints (empty = clean).
+pub fn promtool_check(text: &str) -> Option<String> {
+    let promtool = tool("promtool")?;
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(text.as_bytes()).expect("write to promtool");
+    }
+    let out = child.wait_with_output().expect("promtool finishes");
+    let mut complaints = String::from_utf8_lossy(&out.stdout).into_owned();
+    complaints.push_str(&String::from_utf8_lossy(&out.stderr));
+    if out.status.success() && complaints.trim().is_empty() {
+        Some(String::new())
+    } else {
+        Some(format!("exit {:?}: {complaints}", out.status.code()))
+    }
+}
+
+/// Poll `check` until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// An Alibaba source block for a config.
+pub fn alibaba_source(name: &str, endpoint: &str, ak: &str, sk: &str, view: &str) -> String {
+    format!(
+        "  - name: {name}\n    provider: alibaba\n    view: {view}\n    endpoint: {endpoint}\n    credentials:\n      access_key_id: {ak}\n      access_key_secret: {sk}\n"
+    )
+}
+
+/// A Huawei source block for a config.
+pub fn huawei_source(name: &str, endpoint: &str, ak: &str, sk: &str, view: &str) -> String {
+    format!(
+        "  - name: {name}\n    provider: huawei\n    view: {view}\n    endpoint: {endpoint}\n    credentials:\n      access_key_id: {ak}\n      access_key_secret: {sk}\n      domain_id: 3f1b6a9c2e4d4f7b8a0c1d2e3f4a5b6c\n"
+    )
+}
