@@ -44,7 +44,10 @@ pub fn generate(dataset: Dataset, n: usize, seed: u64, now: DateTime<Utc>) -> Ve
                 Provider::Huawei => format!("h-{}", pick(&mut rng, LOWER_ALNUM, 32)),
             };
             // Roughly: 45% pending, then accepted, expired, declined, cancelled.
-            let status = match rng.u32(..100) {
+            // The first two are always pending so that demos and the alerting
+            // end-to-end test have one invitation in each expiry band.
+            let roll = if i < 2 { 0 } else { rng.u32(..100) };
+            let status = match roll {
                 0..=44 => Status::Pending,
                 45..=69 => Status::Accepted,
                 70..=81 => Status::Expired,

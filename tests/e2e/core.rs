@@ -18,33 +18,76 @@ fn config(endpoint: &str, interval: &str, extra: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alibaba_pages_arrive_complete_and_the_ttl_holds() -> TestResult {
     let sim = start_sim().await;
-    tenant(&sim.sim, AK, SK, &[(Dataset::AlibabaResourceDirectory, 250)]);
+    tenant(
+        &sim.sim,
+        AK,
+        SK,
+        &[(Dataset::AlibabaResourceDirectory, 250)],
+    );
     let exporter = Exporter::start(&config(&sim.url(), "60s", "per_invitation: all\n"), &[]);
 
     let text = exporter.scrape().await;
-    assert_eq!(sum(&text, "handshake_invitations", &[("source", "corp-rd")]), 250.0, "{text}");
-    assert_eq!(sim.sim.call_count(AK, RD), 3, "250 invitations at PageSize 100 take 3 calls");
-    assert_eq!(value(&text, "handshake_source_up", &[("source", "corp-rd")]), Some(1.0));
+    assert_eq!(
+        sum(&text, "handshake_invitations", &[("source", "corp-rd")]),
+        250.0,
+        "{text}"
+    );
+    assert_eq!(
+        sim.sim.call_count(AK, RD),
+        3,
+        "250 invitations at PageSize 100 take 3 calls"
+    );
+    assert_eq!(
+        value(&text, "handshake_source_up", &[("source", "corp-rd")]),
+        Some(1.0)
+    );
     let ids = samples(&text, "handshake_info", &[("source", "corp-rd")]).len();
-    assert_eq!(ids, 250, "every invitation has its info series with per_invitation: all");
+    assert_eq!(
+        ids, 250,
+        "every invitation has its info series with per_invitation: all"
+    );
     // Every generated id appears exactly once.
     for h in sim.sim.dataset(AK, Dataset::AlibabaResourceDirectory) {
-        assert_eq!(samples(&text, "handshake_info", &[("handshake_id", &h.id)]).len(), 1, "{}", h.id);
+        assert_eq!(
+            samples(&text, "handshake_info", &[("handshake_id", &h.id)]).len(),
+            1,
+            "{}",
+            h.id
+        );
     }
 
     // A second scrape inside the TTL makes no API call.
     let again = exporter.scrape().await;
     assert_eq!(sim.sim.call_count(AK, RD), 3);
     assert_eq!(sum(&again, "handshake_invitations", &[]), 250.0);
-    assert_eq!(value(&again, "handshake_source_refreshes_total", &[("source", "corp-rd")]), Some(1.0));
-    assert_eq!(value(&again, "handshake_api_requests_total", &[("action", RD), ("code", "200")]), Some(3.0));
+    assert_eq!(
+        value(
+            &again,
+            "handshake_source_refreshes_total",
+            &[("source", "corp-rd")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &again,
+            "handshake_api_requests_total",
+            &[("action", RD), ("code", "200")]
+        ),
+        Some(3.0)
+    );
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_concurrent_scrapes_of_a_cold_exporter_cause_one_refresh() -> TestResult {
     let sim = start_sim().await;
-    tenant(&sim.sim, AK, SK, &[(Dataset::AlibabaResourceDirectory, 250)]);
+    tenant(
+        &sim.sim,
+        AK,
+        SK,
+        &[(Dataset::AlibabaResourceDirectory, 250)],
+    );
     // Slow answers widen the window in which scrapes pile up.
     sim.sim.set_latency(Duration::from_millis(200));
     let exporter = Exporter::start(&config(&sim.url(), "60s", ""), &[]);
@@ -58,45 +101,101 @@ async fn twenty_concurrent_scrapes_of_a_cold_exporter_cause_one_refresh() -> Tes
     for s in scrapes {
         let (status, body) = s.await?;
         assert_eq!(status, 200);
-        assert_eq!(sum(&body, "handshake_invitations", &[]), 250.0, "every scrape waited for the one refresh");
+        assert_eq!(
+            sum(&body, "handshake_invitations", &[]),
+            250.0,
+            "every scrape waited for the one refresh"
+        );
     }
     assert_eq!(sim.sim.call_count(AK, RD), 3, "one refresh = 3 list calls");
     let text = exporter.scrape().await;
-    assert_eq!(value(&text, "handshake_source_refreshes_total", &[("source", "corp-rd")]), Some(1.0));
+    assert_eq!(
+        value(
+            &text,
+            "handshake_source_refreshes_total",
+            &[("source", "corp-rd")]
+        ),
+        Some(1.0)
+    );
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_invitations_vanish_and_failures_keep_the_last_data() -> TestResult {
     let sim = start_sim().await;
-    tenant(&sim.sim, AK, SK, &[(Dataset::AlibabaResourceDirectory, 120)]);
+    tenant(
+        &sim.sim,
+        AK,
+        SK,
+        &[(Dataset::AlibabaResourceDirectory, 120)],
+    );
     let exporter = Exporter::start(&config(&sim.url(), "1s", "per_invitation: all\n"), &[]);
     let text = exporter.scrape().await;
-    let victim = sim.sim.dataset(AK, Dataset::AlibabaResourceDirectory)[7].id.clone();
-    assert_eq!(samples(&text, "handshake_info", &[("handshake_id", &victim)]).len(), 1);
+    let victim = sim.sim.dataset(AK, Dataset::AlibabaResourceDirectory)[7]
+        .id
+        .clone();
+    assert_eq!(
+        samples(&text, "handshake_info", &[("handshake_id", &victim)]).len(),
+        1
+    );
 
     assert!(sim.sim.delete_handshake(AK, &victim));
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let text = exporter.scrape().await;
-    assert!(samples(&text, "handshake_info", &[("handshake_id", &victim)]).is_empty(), "deleted invitation still exported");
+    assert!(
+        samples(&text, "handshake_info", &[("handshake_id", &victim)]).is_empty(),
+        "deleted invitation still exported"
+    );
     assert_eq!(sum(&text, "handshake_invitations", &[]), 119.0);
 
     // The API now fails on every call: the last good data stays, the source is down.
-    sim.sim.add_fault(AK, Fault { kind: FaultKind::ServerError, action: None, times: None });
+    sim.sim.add_fault(
+        AK,
+        Fault {
+            kind: FaultKind::ServerError,
+            action: None,
+            times: None,
+        },
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let text = exporter.scrape().await;
-    assert_eq!(value(&text, "handshake_source_up", &[("source", "corp-rd")]), Some(0.0));
-    assert_eq!(sum(&text, "handshake_invitations", &[]), 119.0, "last good data kept");
-    assert!(value(&text, "handshake_source_refresh_failures_total", &[("source", "corp-rd"), ("reason", "server")]).unwrap_or(0.0) >= 1.0);
-    let last_success = value(&text, "handshake_source_last_success_timestamp_seconds", &[("source", "corp-rd")]);
+    assert_eq!(
+        value(&text, "handshake_source_up", &[("source", "corp-rd")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sum(&text, "handshake_invitations", &[]),
+        119.0,
+        "last good data kept"
+    );
+    assert!(
+        value(
+            &text,
+            "handshake_source_refresh_failures_total",
+            &[("source", "corp-rd"), ("reason", "server")]
+        )
+        .unwrap_or(0.0)
+            >= 1.0
+    );
+    let last_success = value(
+        &text,
+        "handshake_source_last_success_timestamp_seconds",
+        &[("source", "corp-rd")],
+    );
     assert!(last_success.is_some());
-    assert!(exporter.log().contains("reason=server"), "a failure is logged with its reason");
+    assert!(
+        exporter.log().contains("reason=server"),
+        "a failure is logged with its reason"
+    );
 
     // Recovery.
     sim.sim.clear_faults(AK);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let text = exporter.scrape().await;
-    assert_eq!(value(&text, "handshake_source_up", &[("source", "corp-rd")]), Some(1.0));
+    assert_eq!(
+        value(&text, "handshake_source_up", &[("source", "corp-rd")]),
+        Some(1.0)
+    );
     Ok(())
 }
 
@@ -107,30 +206,47 @@ async fn exposition_passes_promtool_and_json_api_lists_invitations() -> TestResu
         &sim.sim,
         AK,
         SK,
-        &[(Dataset::AlibabaResourceDirectory, 60), (Dataset::AlibabaAccount, 10)],
+        &[
+            (Dataset::AlibabaResourceDirectory, 60),
+            (Dataset::AlibabaAccount, 10),
+        ],
     );
     let cfg = format!(
         "sources:\n{}{}",
         alibaba_source("corp-rd", &sim.url(), AK, SK, "resource_directory"),
-        alibaba_source("corp-account", &sim.url(), AK, SK, "account").replace(
-            "    credentials:",
-            "    signature: v1\n    credentials:"
-        )
+        alibaba_source("corp-account", &sim.url(), AK, SK, "account")
+            .replace("    credentials:", "    signature: v1\n    credentials:")
     );
     let exporter = Exporter::start(&cfg, &[]);
     let text = exporter.scrape().await;
-    assert_eq!(sum(&text, "handshake_invitations", &[("source", "corp-account")]), 10.0);
-    assert_eq!(sum(&text, "handshake_invitations", &[("source", "corp-rd")]), 60.0);
+    assert_eq!(
+        sum(
+            &text,
+            "handshake_invitations",
+            &[("source", "corp-account")]
+        ),
+        10.0
+    );
+    assert_eq!(
+        sum(&text, "handshake_invitations", &[("source", "corp-rd")]),
+        60.0
+    );
     assert!(text.contains("# TYPE handshake_exporter_build_info gauge"));
     assert!(text.contains("process_resident_memory_bytes"));
     if let Some(complaints) = promtool_check(&text) {
         assert_eq!(complaints, "", "promtool check metrics");
     }
     // No email address leaks into labels by default.
-    assert!(!text.contains("ops-admin@"), "management account email must be masked");
+    assert!(
+        !text.contains("ops-admin@"),
+        "management account email must be masked"
+    );
     for line in text.lines().filter(|l| l.contains("target=\"")) {
         let target = line.split("target=\"").nth(1).unwrap_or("");
-        assert!(target.starts_with('"') || target.contains("***"), "unmasked target: {line}");
+        assert!(
+            target.starts_with('"') || target.contains("***"),
+            "unmasked target: {line}"
+        );
     }
 
     let (status, body) = get(&exporter.url("/api/v1/handshakes")).await;
@@ -150,11 +266,13 @@ async fn exposition_passes_promtool_and_json_api_lists_invitations() -> TestResu
 
     // Live GetHandshake through the source's credentials.
     let id = sim.sim.dataset(AK, Dataset::AlibabaAccount)[0].id.clone();
-    let (status, body) = get(&exporter.url(&format!("/api/v1/sources/corp-rd/handshakes/{id}"))).await;
+    let (status, body) =
+        get(&exporter.url(&format!("/api/v1/sources/corp-rd/handshakes/{id}"))).await;
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body)?;
     assert_eq!(v["handshake"]["id"], id);
-    let (status, body) = get(&exporter.url("/api/v1/sources/corp-rd/handshakes/h-doesnotexist0000")).await;
+    let (status, body) =
+        get(&exporter.url("/api/v1/sources/corp-rd/handshakes/h-doesnotexist0000")).await;
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("not_found"), "{body}");
     let (status, _) = get(&exporter.url("/api/v1/sources/nope/handshakes/h-1")).await;
@@ -189,13 +307,21 @@ async fn a_bad_config_exits_non_zero_naming_the_line() -> TestResult {
             "{extra:?}: {stderr}"
         );
     }
-    std::fs::write(&path, "sources:\n  - name: ok\n    provider: alibaba\n    credentials: {access_key_id: a, access_key_secret: b}\n")?;
+    std::fs::write(
+        &path,
+        "sources:\n  - name: ok\n    provider: alibaba\n    credentials: {access_key_id: a, access_key_secret: b}\n",
+    )?;
     let out = std::process::Command::new(BIN)
         .arg("--config.file")
         .arg(&path)
         .arg("--config.check")
         .output()?;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }
 
@@ -203,19 +329,39 @@ async fn a_bad_config_exits_non_zero_naming_the_line() -> TestResult {
 async fn demo_serves_both_alibaba_views_and_both_huawei_views() -> TestResult {
     let exporter = Exporter::start_args(&["--demo"]);
     let text = exporter.scrape().await;
-    for source in ["alibaba-rd", "alibaba-account", "huawei-sent", "huawei-received"] {
+    for source in [
+        "alibaba-rd",
+        "alibaba-account",
+        "huawei-sent",
+        "huawei-received",
+    ] {
         assert_eq!(
             value(&text, "handshake_source_up", &[("source", source)]),
             Some(1.0),
             "{source} up in demo: {}",
             exporter.log()
         );
-        assert!(sum(&text, "handshake_invitations", &[("source", source)]) > 0.0, "{source}");
+        assert!(
+            sum(&text, "handshake_invitations", &[("source", source)]) > 0.0,
+            "{source}"
+        );
     }
-    assert!(value(&text, "handshake_pending_expiring", &[("source", "alibaba-rd"), ("within", "1d")]).unwrap_or(0.0) >= 0.0);
+    assert!(
+        value(
+            &text,
+            "handshake_pending_expiring",
+            &[("source", "alibaba-rd"), ("within", "1d")]
+        )
+        .unwrap_or(0.0)
+            >= 0.0
+    );
     if let Some(complaints) = promtool_check(&text) {
         assert_eq!(complaints, "", "promtool check metrics");
     }
-    assert_eq!(exporter.terminate(), Some(0), "SIGTERM stops the exporter cleanly");
+    assert_eq!(
+        exporter.terminate(),
+        Some(0),
+        "SIGTERM stops the exporter cleanly"
+    );
     Ok(())
 }

@@ -27,7 +27,8 @@ pub fn tenant(sim: &Sim, ak: &str, secret: &str, sets: &[(Dataset, usize)]) {
     let mut t = Tenant::new(ak, secret);
     let now = chrono::Utc::now();
     for (i, (d, n)) in sets.iter().enumerate() {
-        t.datasets.insert(*d, data::generate(*d, *n, 42 + i as u64, now));
+        t.datasets
+            .insert(*d, data::generate(*d, *n, 42 + i as u64, now));
     }
     sim.add_tenant(t);
 }
@@ -66,7 +67,10 @@ impl Exporter {
     pub fn start_args(args: &[&str]) -> Exporter {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        all.extend(["--web.listen-address".to_string(), "127.0.0.1:0".to_string()]);
+        all.extend([
+            "--web.listen-address".to_string(),
+            "127.0.0.1:0".to_string(),
+        ]);
         Self::spawn(&all, dir).expect("exporter starts and listens")
     }
 
@@ -99,7 +103,12 @@ impl Exporter {
             }
         });
         match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(addr) => Ok(Exporter { child, addr, log, dir }),
+            Ok(addr) => Ok(Exporter {
+                child,
+                addr,
+                log,
+                dir,
+            }),
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -189,7 +198,11 @@ pub fn samples(text: &str, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
             l.strip_prefix(name)
                 .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
         })
-        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
         .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()))
         .collect()
 }
@@ -215,7 +228,9 @@ pub fn tool(name: &str) -> Option<std::path::PathBuf> {
             !tools_required(),
             "{name} is required but not installed: run scripts/install-test-tools.sh"
         );
-        eprintln!("SKIPPED part of this test: {name} not installed (run scripts/install-test-tools.sh)");
+        eprintln!(
+            "SKIPPED part of this test: {name} not installed (run scripts/install-test-tools.sh)"
+        );
     }
     found
 }
