@@ -4,3 +4,4 @@
 mod core;
 mod harness;
 mod reliability;
+mod stack;
