@@ -6,6 +6,7 @@ use crate::error::{ApiError, Reason};
 use crate::model::{Handshake, Provider, Status, TargetType, parse_time};
 use crate::transport::retry_after_hint;
 use reqwest::header::HeaderMap;
+use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use std::sync::Arc;
@@ -57,12 +58,32 @@ pub struct TargetDto {
     pub entity: Option<String>,
 }
 
+/// A [`HandshakeDto`] that only deserializes from a JSON object: serde's derived
+/// struct visitor would also take an array (as a tuple of fields), turning a wrong
+/// shape into an invitation full of nothing.
+#[derive(Debug)]
+struct ObjectDto(HandshakeDto);
+
+impl<'de> Deserialize<'de> for ObjectDto {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            object @ Value::Object(_) => HandshakeDto::deserialize(object)
+                .map(ObjectDto)
+                .map_err(D::Error::custom),
+            other => Err(D::Error::custom(format_args!(
+                "a handshake is a {}, not an object",
+                json_kind(&other)
+            ))),
+        }
+    }
+}
+
 /// ListHandshakes / ListReceivedHandshakes body.
 #[derive(Debug, Deserialize)]
 struct ListBody {
     /// Absent or null means an empty page (the SDK model marks it optional).
     #[serde(default)]
-    handshakes: Option<Vec<HandshakeDto>>,
+    handshakes: Option<Vec<ObjectDto>>,
     /// Kept as a value: absent/null means "no more pages", an object is read, and
     /// anything else is a wrong shape.
     #[serde(default)]
@@ -73,7 +94,7 @@ struct ListBody {
 #[derive(Debug, Deserialize)]
 struct ShowBody {
     #[serde(default)]
-    handshake: Option<HandshakeDto>,
+    handshake: Option<ObjectDto>,
 }
 
 /// One page of a list operation.
@@ -100,7 +121,12 @@ pub fn parse_list(action: &'static str, body: &[u8]) -> Result<ListPage, ApiErro
         }
     };
     Ok(ListPage {
-        handshakes: parsed.handshakes.unwrap_or_default(),
+        handshakes: parsed
+            .handshakes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|ObjectDto(dto)| dto)
+            .collect(),
         next_marker: next_marker.filter(|m| !m.is_empty()),
     })
 }
@@ -110,6 +136,7 @@ pub fn parse_show(action: &'static str, body: &[u8]) -> Result<HandshakeDto, Api
     let parsed: ShowBody = parse_object(action, body)?;
     parsed
         .handshake
+        .map(|ObjectDto(dto)| dto)
         .ok_or_else(|| ApiError::bad_response(action, "the answer has no handshake"))
 }
 
@@ -501,6 +528,7 @@ mod tests {
             br#"{"handshakes":{"id":"h-1"}}"#,
             br#"{"handshakes":"none"}"#,
             br#"{"handshakes":[1,2]}"#,
+            br#"{"handshakes":[["h-1"]]}"#,
             br#"{"handshakes":[],"page_info":"m"}"#,
             br#"{"handshakes":[],"page_info":["m"]}"#,
         ] {
@@ -511,7 +539,14 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
-        for body in [&br#"{}"#[..], br#"{"handshake":null}"#, b"[]", b"nope"] {
+        for body in [
+            &br#"{}"#[..],
+            br#"{"handshake":null}"#,
+            br#"{"handshake":[{"id":"h-1"}]}"#,
+            br#"{"handshake":"h-1"}"#,
+            b"[]",
+            b"nope",
+        ] {
             let result = parse_show("ShowHandshake", body);
             assert!(
                 matches!(&result, Err(e) if e.reason == Reason::BadResponse),
