@@ -285,6 +285,123 @@ impl HandshakeProvider for HuaweiClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::AlibabaSignature;
+    use crate::metrics::ExporterMetrics;
+    use crate::secret::Secret;
+    use crate::transport::{RetryPolicy, TransportSettings};
+    use std::time::Duration;
+
+    const EDGE_MARKER: &str = "ou-Zx9/Ab+c=d e~f_g.h-i*j'k(l)m!n:o@p&q%r;é";
+
+    fn client(endpoint: &str) -> Result<HuaweiClient, String> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let source = SourceConfig {
+            name: "hw".into(),
+            provider: Provider::Huawei,
+            view: View::Sent,
+            handshake_ids: vec![],
+            endpoint: endpoint.into(),
+            signature: AlibabaSignature::default(),
+            page_size: 100,
+            credentials: Credentials {
+                access_key_id: "HWTESTSTSAK000000001".into(),
+                access_key_secret: Secret::new("hwTestTempSecretKey000000000000000000000"),
+                security_token: Some(Secret::new("gQpjbi1ub3J0aC00+fake/SecurityToken==")),
+                domain_id: Some("3f1b6a9c2e4d4f7b8a0c1d2e3f4a5b6c".into()),
+            },
+            rate_limit: None,
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+            line: 0,
+        };
+        let transport = Transport::new(
+            Provider::Huawei,
+            "hw".into(),
+            TransportSettings {
+                connect_timeout: Duration::from_secs(1),
+                request_timeout: Duration::from_secs(1),
+                rate_limit: None,
+                retry: RetryPolicy::default(),
+            },
+            Arc::new(ExporterMetrics::new(false)),
+            Arc::new(tokio::sync::Semaphore::new(1)),
+        )?;
+        Ok(HuaweiClient::new(&source, transport))
+    }
+
+    #[test]
+    fn requests_carry_the_sdk_header_set_signed_and_the_canonical_query()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let client = client("http://127.0.0.1:8080")?;
+        let query = vec![
+            ("marker".to_string(), EDGE_MARKER.to_string()),
+            ("limit".to_string(), "100".to_string()),
+        ];
+        let request = client.build_request(ACTION_LIST_SENT, PATH_LIST_SENT, &query)?;
+        assert_eq!(request.method(), reqwest::Method::GET);
+        assert_eq!(request.url().path(), "/v1/organizations/handshakes");
+        assert_eq!(
+            request.url().query(),
+            Some(
+                "limit=100&marker=ou-Zx9%2FAb%2Bc%3Dd%20e~f_g.h-i%2Aj%27k%28l%29m%21n%3Ao%40p%26q%25r%3B%C3%A9"
+            )
+        );
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        assert_eq!(header("host").as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(header("content-type").as_deref(), Some("application/json"));
+        assert_eq!(
+            header("x-domain-id").as_deref(),
+            Some("3f1b6a9c2e4d4f7b8a0c1d2e3f4a5b6c")
+        );
+        assert_eq!(
+            header("x-security-token").as_deref(),
+            Some("gQpjbi1ub3J0aC00+fake/SecurityToken==")
+        );
+        assert_eq!(header("x-sdk-date").map(|d| d.len()), Some(16));
+        let authorization = header("authorization").ok_or("no Authorization")?;
+        let parsed = sign::parse_authorization(&authorization).ok_or("unparsable")?;
+        assert_eq!(parsed.access_key_id, "HWTESTSTSAK000000001");
+        assert_eq!(
+            parsed.signed_headers.join(";"),
+            "content-type;host;x-domain-id;x-sdk-date;x-security-token"
+        );
+        // Neither the token nor the secret shows in the request's Debug output.
+        let shown = format!("{request:?}");
+        assert!(!shown.contains("SecurityToken=="), "{shown}");
+        assert!(!shown.contains("hwTestTempSecretKey"), "{shown}");
+        Ok(())
+    }
+
+    #[test]
+    fn show_paths_encode_the_id_and_refuse_dot_segments() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let client = client("https://organizations.myhuaweicloud.com")?;
+        let path = format!("{PATH_LIST_SENT}/{}", percent_encode("h-a/b c"));
+        let request = client.build_request(ACTION_SHOW, &path, &[])?;
+        assert_eq!(
+            request.url().as_str(),
+            "https://organizations.myhuaweicloud.com/v1/organizations/handshakes/h-a%2Fb%20c"
+        );
+        assert_eq!(
+            request.headers().get("host").and_then(|v| v.to_str().ok()),
+            Some("organizations.myhuaweicloud.com")
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        for id in ["", ".", ".."] {
+            let err = rt.block_on(client.get(id, deadline)).err();
+            assert_eq!(err.map(|e| e.reason), Some(Reason::BadRequest), "{id:?}");
+        }
+        Ok(())
+    }
 
     #[test]
     fn host_header_carries_only_non_default_ports() -> Result<(), Box<dyn std::error::Error>> {
