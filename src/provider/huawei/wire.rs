@@ -286,6 +286,8 @@ pub fn parse_error(
         sdk_error_fields(&object, &mut fields);
     }
     let code = fields.code.unwrap_or_else(|| status.to_string());
+    // The SDK keeps the raw text; trimming only drops a trailing newline or the like,
+    // which would otherwise end up inside log lines.
     let message = fields.message.unwrap_or_else(|| text.trim().to_string());
     let request_id = headers
         .get("x-request-id")
