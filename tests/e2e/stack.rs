@@ -101,7 +101,7 @@ fn critical_expiry_alerts() -> Vec<String> {
         for r in g["rules"].as_array().into_iter().flatten() {
             let expr = r["expr"].as_str().unwrap_or("");
             if r["alert"].is_string()
-                && expr.contains("handshake_expires_in_seconds")
+                && expr.contains("expires_in_seconds")
                 && r["labels"]["severity"] == "critical"
             {
                 names.push(r["alert"].as_str().unwrap_or("").to_string());
