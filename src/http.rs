@@ -5,8 +5,9 @@ use crate::app::App;
 use crate::cache::SourceView;
 use crate::config::TargetLabel;
 use crate::error::Reason;
+use crate::metrics::ExporterMetrics;
 use crate::model::Handshake;
-use crate::render::{self, show_maybe_email, show_target};
+use crate::render::{self, RenderOptions, show_maybe_email, show_target};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -199,31 +200,50 @@ async fn metrics(
             }
         },
     };
-    let mut out = Vec::new();
-    render::render(&mut out, &views, unix_now(), &rt.render);
-    match only {
-        None => app.metrics.encode_into(&mut out),
-        Some(name) => app.metrics.encode_source_into(name, &mut out),
-    }
-    let gzip = headers
+    let out = metrics_body(&views, unix_now(), &rt.render, &app.metrics, only);
+    let accepts_gzip = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
-    if gzip {
-        let mut enc = flate2::write::GzEncoder::new(
-            Vec::with_capacity(out.len() / 6),
-            flate2::Compression::fast(),
-        );
-        if enc.write_all(&out).is_ok() {
-            if let Ok(compressed) = enc.finish() {
-                let mut r = respond(StatusCode::OK, TEXT_FORMAT, compressed);
-                r.headers_mut()
-                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                return r;
-            }
+    if accepts_gzip {
+        if let Ok(compressed) = gzip(&out) {
+            let mut r = respond(StatusCode::OK, TEXT_FORMAT, compressed);
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            return r;
         }
     }
     respond(StatusCode::OK, TEXT_FORMAT, out)
+}
+
+/// The whole `/metrics` body (or `/probe`'s, with `only`): the families rendered from
+/// the snapshots, then the exporter's own registry. With [`gzip`], this is all the
+/// work a scrape with a warm cache does; `benches/hot.rs` measures it.
+pub fn metrics_body(
+    views: &[SourceView],
+    now: f64,
+    opts: &RenderOptions,
+    metrics: &ExporterMetrics,
+    only: Option<&str>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    render::render(&mut out, views, now, opts);
+    match only {
+        None => metrics.encode_into(&mut out),
+        Some(name) => metrics.encode_source_into(name, &mut out),
+    }
+    out
+}
+
+/// Gzip a body at the fast level: the exposition is repetitive, so level 1 already
+/// shrinks it several times over at a fraction of the default level's cost.
+pub fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 6),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(body)?;
+    enc.finish()
 }
 
 /// One invitation as the JSON API shows it (target masked like in metrics).

@@ -327,8 +327,9 @@ fn marker_check(dataset: Dataset, offset: usize) -> String {
     hex::encode(&digest[..6])
 }
 
-/// A `HandshakeDto` as the service writes it.
-fn handshake_dto(h: &Handshake) -> Value {
+/// A `HandshakeDto` as the service writes it (public so that benchmarks can build
+/// a realistic page body).
+pub fn handshake_dto(h: &Handshake) -> Value {
     let time =
         |t: Option<chrono::DateTime<Utc>>| t.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
     let urn = match &h.directory_id {

@@ -1,0 +1,183 @@
+//! Micro-benchmarks of the per-scrape and per-page hot paths:
+//!
+//! - `render/N`: the snapshot families for N invitations (one source);
+//! - `metrics_body/N`: the whole `/metrics` body (render + the exporter's registry);
+//! - `gzip/10000`: compressing the 10,000-invitation body as `/metrics` does;
+//! - `sign/*`: signing one list request;
+//! - `parse/*`: parsing one full list page (the wire functions the clients call).
+//!
+//! Run with `cargo bench --bench hot`; `cargo test --benches` runs each once.
+
+use chrono::Utc;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use handshake_exporter::cache::{Snapshot, SourceView};
+use handshake_exporter::config::Config;
+use handshake_exporter::http;
+use handshake_exporter::metrics::ExporterMetrics;
+use handshake_exporter::model::Provider;
+use handshake_exporter::provider::huawei::{self, sign as hw_sign, wire as hw_wire};
+use handshake_exporter::render::{self, RenderOptions};
+use handshake_exporter::sim::{Dataset, data};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+const SIZES: [usize; 3] = [100, 1_000, 10_000];
+
+fn options() -> RenderOptions {
+    let c = Config::with_sources(Vec::new());
+    RenderOptions {
+        per_invitation: c.per_invitation,
+        target_label: c.target_label,
+        windows: c.expiring_windows,
+    }
+}
+
+/// One source holding `n` generated invitations, as the cache hands it to `render`.
+fn view(n: usize) -> SourceView {
+    let now = Utc::now();
+    let name: Arc<str> = Arc::from("huawei-sent");
+    let mut handshakes = data::generate(Dataset::HuaweiSent, n, 7, now);
+    for h in &mut handshakes {
+        h.source = name.clone();
+    }
+    let fetched_at = now.timestamp() as f64;
+    SourceView {
+        name,
+        provider: Provider::Huawei,
+        snapshot: Some(Arc::new(Snapshot {
+            handshakes,
+            fetched_at,
+        })),
+        up: true,
+        last_success: Some(fetched_at),
+        last_duration: Some(Duration::from_millis(180)),
+        last_error: None,
+        refreshing: false,
+    }
+}
+
+fn now() -> f64 {
+    Utc::now().timestamp_millis() as f64 / 1000.0
+}
+
+/// Registry as a running exporter has it: process metrics and one source's counters.
+fn registry() -> ExporterMetrics {
+    let m = ExporterMetrics::new(true);
+    m.init_source(Provider::Huawei, "huawei-sent");
+    m.api_requests
+        .with_label_values(&["huawei", "huawei-sent", huawei::ACTION_LIST_SENT, "200"])
+        .inc_by(5);
+    m
+}
+
+fn bench_render(c: &mut Criterion) {
+    let opts = options();
+    let mut group = c.benchmark_group("render");
+    for n in SIZES {
+        let views = [view(n)];
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &views, |b, views| {
+            b.iter(|| {
+                let mut out = Vec::new();
+                render::render(&mut out, black_box(views), now(), &opts);
+                out
+            })
+        });
+    }
+    group.finish();
+
+    let metrics = registry();
+    let mut group = c.benchmark_group("metrics_body");
+    for n in SIZES {
+        let views = [view(n)];
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &views, |b, views| {
+            b.iter(|| http::metrics_body(black_box(views), now(), &opts, &metrics, None))
+        });
+    }
+    group.finish();
+
+    let body = http::metrics_body(&[view(10_000)], now(), &opts, &metrics, None);
+    let mut group = c.benchmark_group("gzip");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.bench_function("10000", |b| {
+        b.iter(|| http::gzip(black_box(&body)).expect("gzip into a Vec"))
+    });
+    group.finish();
+}
+
+fn bench_sign(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sign");
+    let query = vec![
+        ("limit".to_string(), "2000".to_string()),
+        (
+            "marker".to_string(),
+            "mk/2000+0123456789ab=~ é".to_string(),
+        ),
+    ];
+    let headers = vec![
+        ("Host".to_string(), "organizations.myhuaweicloud.com".to_string()),
+        (hw_sign::DATE_HEADER.to_string(), "20240501T120000Z".to_string()),
+        ("Content-Type".to_string(), "application/json".to_string()),
+        (
+            "X-Domain-Id".to_string(),
+            "3f1b6a9c2e4d4f7b8a0c1d2e3f4a5b6c".to_string(),
+        ),
+    ];
+    group.bench_function("huawei_sdk_hmac_sha256", |b| {
+        b.iter(|| {
+            hw_sign::sign(
+                &hw_sign::RequestToSign {
+                    method: "GET",
+                    path: huawei::PATH_LIST_SENT,
+                    query: black_box(&query),
+                    headers: black_box(&headers),
+                    body: b"",
+                },
+                "HWDEMOAK000000000001",
+                "demo-huawei-secret-not-real",
+            )
+            .expect("valid date header")
+        })
+    });
+    group.finish();
+}
+
+fn bench_parse(c: &mut Criterion) {
+    let now = Utc::now();
+    let mut group = c.benchmark_group("parse");
+    let items = data::generate(Dataset::HuaweiSent, 2_000, 11, now);
+    let page = serde_json::json!({
+        "handshakes": items.iter().map(handshake_exporter::sim::huawei::handshake_dto).collect::<Vec<_>>(),
+        "page_info": {"next_marker": "mk/2000+0123456789ab=~ é", "current_count": items.len()},
+    });
+    let body = serde_json::to_vec(&page).expect("serialise a JSON value");
+    let source: Arc<str> = Arc::from("huawei-sent");
+    group.throughput(Throughput::Elements(items.len() as u64));
+    group.bench_function("huawei_page_2000", |b| {
+        b.iter(|| hw_wire::parse_list(huawei::ACTION_LIST_SENT, black_box(&body)).expect("valid page"))
+    });
+    group.bench_function("huawei_page_2000_to_model", |b| {
+        b.iter(|| {
+            let page = hw_wire::parse_list(huawei::ACTION_LIST_SENT, black_box(&body))
+                .expect("valid page");
+            page.handshakes
+                .into_iter()
+                .filter_map(|dto| hw_wire::to_handshake(dto, &source))
+                .count()
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    // Short but stable enough on a shared 2-core machine.
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30);
+    targets = bench_render, bench_sign, bench_parse
+}
+criterion_main!(benches);

@@ -1,0 +1,599 @@
+//! Whole-process benchmark: the built-in simulator runs in this process on 127.0.0.1
+//! with an injected per-request latency, and
+//!
+//! 1. refreshes are timed through the library (an `App` built from a fixed
+//!    configuration, `fresh_views`), with list calls read from the simulator;
+//! 2. `/metrics` latency and throughput, resident memory, start-up time and binary
+//!    size are taken from the real release binary (`target/release/handshake_exporter`)
+//!    spawned with a configuration pointing at the simulator.
+//!
+//! Prints Markdown tables. Run with `scripts/bench.sh` (which builds the binary
+//! first), or `cargo build --release && cargo run --release --example bench`.
+//!
+//! Environment: `BENCH_SECONDS` (per load cell, default 3), `BENCH_RUNS` (refreshes
+//! per refresh cell, default 5), `HANDSHAKE_EXPORTER_BIN` (binary to test).
+//!
+//! Everything talks to 127.0.0.1 only, and every loop is bounded in time.
+
+use handshake_exporter::app::{App, ConfigOrigin};
+use handshake_exporter::config::{
+    ALIBABA_MAX_PAGE_SIZE, AlibabaSignature, Config, HUAWEI_MAX_LIMIT, SourceConfig, View,
+};
+use handshake_exporter::metrics::ExporterMetrics;
+use handshake_exporter::model::Provider;
+use handshake_exporter::secret::{Credentials, Secret};
+use handshake_exporter::sim::{self, Dataset, Sim, SimServer, Tenant, data};
+use std::error::Error;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
+
+const SECRET: &str = "bench-secret-not-real";
+const DOMAIN: &str = "3f1b6a9c2e4d4f7b8a0c1d2e3f4a5b6c";
+const SIZES: [usize; 3] = [100, 1_000, 10_000];
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn list_action(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Alibaba => "ListHandshakesForResourceDirectory",
+        Provider::Huawei => handshake_exporter::provider::huawei::ACTION_LIST_SENT,
+    }
+}
+
+fn dataset(provider: Provider) -> Dataset {
+    match provider {
+        Provider::Alibaba => Dataset::AlibabaResourceDirectory,
+        Provider::Huawei => Dataset::HuaweiSent,
+    }
+}
+
+fn page_size(provider: Provider) -> usize {
+    match provider {
+        Provider::Alibaba => ALIBABA_MAX_PAGE_SIZE as usize,
+        Provider::Huawei => HUAWEI_MAX_LIMIT as usize,
+    }
+}
+
+/// A tenant whose only dataset holds `n` invitations of the provider's list view.
+fn add_tenant(sim: &Sim, ak: &str, provider: Provider, n: usize) {
+    let mut t = Tenant::new(ak, SECRET);
+    t.datasets.insert(
+        dataset(provider),
+        data::generate(dataset(provider), n, 42, chrono::Utc::now()),
+    );
+    sim.add_tenant(t);
+}
+
+fn source(name: &str, provider: Provider, endpoint: &str, ak: &str) -> SourceConfig {
+    SourceConfig {
+        name: name.into(),
+        provider,
+        view: match provider {
+            Provider::Alibaba => View::ResourceDirectory,
+            Provider::Huawei => View::Sent,
+        },
+        handshake_ids: Vec::new(),
+        endpoint: endpoint.into(),
+        signature: AlibabaSignature::V3,
+        page_size: page_size(provider) as u32,
+        credentials: Credentials {
+            access_key_id: ak.into(),
+            access_key_secret: Secret::new(SECRET),
+            security_token: None,
+            domain_id: (provider == Provider::Huawei).then(|| DOMAIN.to_string()),
+        },
+        rate_limit: None,
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(20),
+        line: 0,
+    }
+}
+
+/// An app whose data is always stale, so that every `fresh_views` refreshes.
+fn app(sources: Vec<SourceConfig>) -> Res<Arc<App>> {
+    let mut config = Config::with_sources(sources);
+    config.refresh_interval = Duration::ZERO;
+    config.refresh_timeout = Duration::from_secs(60);
+    Ok(App::new(
+        ConfigOrigin::Fixed(Box::new(config)),
+        Arc::new(ExporterMetrics::new(false)),
+    )?)
+}
+
+fn median(xs: &mut [Duration]) -> Duration {
+    xs.sort();
+    xs.get(xs.len() / 2).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e3)
+}
+
+/// Outcome of repeated refreshes of one set of sources.
+struct Refreshes {
+    /// List calls of each source in each run.
+    calls: Vec<Vec<u64>>,
+    median: Duration,
+    min: Duration,
+    max: Duration,
+    /// The first failure, if any refresh failed or returned the wrong count.
+    error: Option<String>,
+}
+
+async fn refresh_runs(
+    sim: &Sim,
+    app: &App,
+    tenants: &[(String, Provider, usize)],
+    runs: usize,
+) -> Refreshes {
+    let mut times = Vec::with_capacity(runs);
+    let mut calls = Vec::with_capacity(runs);
+    let mut error = None;
+    for _ in 0..runs {
+        for (ak, _, _) in tenants {
+            sim.reset_calls(ak);
+        }
+        let started = Instant::now();
+        let views = app
+            .fresh_views(tokio::time::Instant::now() + Duration::from_secs(60))
+            .await;
+        times.push(started.elapsed());
+        calls.push(
+            tenants
+                .iter()
+                .map(|(ak, p, _)| sim.call_count(ak, list_action(*p)))
+                .collect(),
+        );
+        for (view, (_, _, n)) in views.iter().zip(tenants) {
+            let got = view.snapshot.as_ref().map_or(0, |s| s.handshakes.len());
+            if error.is_none() && (!view.up || got != *n) {
+                error = Some(match &view.last_error {
+                    Some(e) => format!("{}: {e}", view.name),
+                    None => format!("{}: {got} invitations, expected {n}", view.name),
+                });
+            }
+        }
+    }
+    let min = times.iter().min().copied().unwrap_or_default();
+    let max = times.iter().max().copied().unwrap_or_default();
+    Refreshes {
+        calls,
+        median: median(&mut times),
+        min,
+        max,
+        error,
+    }
+}
+
+/// "5" when every run made the same number of calls, else "min–max".
+fn calls_cell(calls: impl Iterator<Item = u64>) -> String {
+    let all: Vec<u64> = calls.collect();
+    let lo = all.iter().min().copied().unwrap_or(0);
+    let hi = all.iter().max().copied().unwrap_or(0);
+    if lo == hi {
+        lo.to_string()
+    } else {
+        format!("{lo}–{hi}")
+    }
+}
+
+async fn bench_refresh(server: &SimServer, runs: usize) -> Res<String> {
+    let mut out = String::from(
+        "### Refresh (library, one source)\n\n\
+         | provider | invitations | latency | list calls / refresh | expected | refresh p50 ms | min ms | max ms |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for provider in [Provider::Alibaba, Provider::Huawei] {
+        for n in SIZES {
+            let ak = format!("BENCH{}{n}", provider.as_str().to_uppercase());
+            add_tenant(&server.sim, &ak, provider, n);
+            for latency in [0u64, 50] {
+                server.sim.set_latency(Duration::from_millis(latency));
+                // A new app per cell: the first run pays for the connection, as a
+                // freshly started exporter would.
+                let app = app(vec![source("s", provider, &server.url(), &ak)])?;
+                let r = refresh_runs(
+                    &server.sim,
+                    &app,
+                    &[(ak.clone(), provider, n)],
+                    runs,
+                )
+                .await;
+                let expected = n.div_ceil(page_size(provider)).max(1);
+                match &r.error {
+                    Some(e) => out.push_str(&format!(
+                        "| {provider} | {n} | {latency} ms | – | {expected} | failed: {e} | | |\n"
+                    )),
+                    None => out.push_str(&format!(
+                        "| {provider} | {n} | {latency} ms | {} | {expected} | {} | {} | {} |\n",
+                        calls_cell(r.calls.iter().flatten().copied()),
+                        ms(r.median),
+                        ms(r.min),
+                        ms(r.max),
+                    )),
+                }
+            }
+        }
+    }
+    server.sim.set_latency(Duration::ZERO);
+    Ok(out)
+}
+
+async fn bench_many_sources(server: &SimServer, runs: usize) -> Res<String> {
+    const PER_PROVIDER: usize = 10;
+    const N: usize = 1_000;
+    let mut tenants = Vec::new();
+    let mut sources = Vec::new();
+    for provider in [Provider::Alibaba, Provider::Huawei] {
+        for i in 0..PER_PROVIDER {
+            let ak = format!("BENCHMANY{}{i}", provider.as_str().to_uppercase());
+            add_tenant(&server.sim, &ak, provider, N);
+            sources.push(source(
+                &format!("{provider}-{i}"),
+                provider,
+                &server.url(),
+                &ak,
+            ));
+            tenants.push((ak, provider, N));
+        }
+    }
+    server.sim.set_latency(Duration::from_millis(50));
+    let app = app(sources)?;
+    let r = refresh_runs(&server.sim, &app, &tenants, runs).await;
+    server.sim.set_latency(Duration::ZERO);
+    let mut out = String::from(
+        "### Refresh (library, 20 sources at once: 10 per provider, 1,000 invitations each, 50 ms latency)\n\n\
+         | sources | list calls / refresh (per Alibaba source) | (per Huawei source) | all sources p50 ms | min ms | max ms |\n\
+         |---:|---:|---:|---:|---:|---:|\n",
+    );
+    let per = |p: Provider| {
+        calls_cell(r.calls.iter().flat_map(|run| {
+            run.iter()
+                .zip(&tenants)
+                .filter(move |(_, t)| t.1 == p)
+                .map(|(c, _)| *c)
+        }))
+    };
+    match &r.error {
+        Some(e) => out.push_str(&format!("| 20 | failed: {e} | | | | |\n")),
+        None => out.push_str(&format!(
+            "| 20 | {} | {} | {} | {} | {} |\n",
+            per(Provider::Alibaba),
+            per(Provider::Huawei),
+            ms(r.median),
+            ms(r.min),
+            ms(r.max)
+        )),
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------
+// The real binary.
+
+fn binary() -> Res<PathBuf> {
+    if let Some(p) = std::env::var_os("HANDSHAKE_EXPORTER_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    // target/release/examples/bench -> target/release/handshake_exporter
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("cannot locate the target directory")?;
+    let bin = dir.join("handshake_exporter");
+    if !bin.is_file() {
+        return Err(format!(
+            "{} not found: run `cargo build --release` first (scripts/bench.sh does)",
+            bin.display()
+        )
+        .into());
+    }
+    Ok(bin)
+}
+
+/// A running exporter process, killed on drop.
+struct Exporter {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+    /// Spawn to "listening" logged.
+    listening_after: Duration,
+}
+
+impl Exporter {
+    fn start(bin: &Path, config: &str, max_requests: usize) -> Res<(Exporter, Instant)> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("config.yml");
+        std::fs::write(&path, config)?;
+        let spawned = Instant::now();
+        let mut child = Command::new(bin)
+            .arg("--config.file")
+            .arg(&path)
+            .args(["--web.listen-address", "127.0.0.1:0"])
+            .args(["--web.max-requests", &max_requests.to_string()])
+            .args(["--log.level", "info"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Keep draining so that the exporter never blocks on a full pipe.
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("msg=listening")
+                    && let Some(addr) = line
+                        .split_whitespace()
+                        .find_map(|kv| kv.strip_prefix("address="))
+                {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("the exporter did not log `listening` within 20 s".into());
+            }
+        };
+        let listening_after = spawned.elapsed();
+        Ok((
+            Exporter {
+                child,
+                addr,
+                _dir: dir,
+                listening_after,
+            },
+            spawned,
+        ))
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/metrics", self.addr)
+    }
+
+    /// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
+    fn status_kib(&self, field: &str) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or("n/a".into(), |k| format!("{:.1}", k as f64 / 1024.0))
+}
+
+fn config_yaml(endpoint: &str, ak: &str) -> String {
+    format!(
+        "refresh_interval: 1h\nsources:\n  - name: huawei-sent\n    provider: huawei\n    view: sent\n    endpoint: {endpoint}\n    credentials:\n      access_key_id: {ak}\n      access_key_secret: {SECRET}\n      domain_id: {DOMAIN}\n"
+    )
+}
+
+fn client() -> Res<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(1)
+        .build()?)
+}
+
+/// One GET; the status and body length.
+async fn scrape(client: &reqwest::Client, url: &str, gzip: bool) -> Res<(u16, usize)> {
+    let mut req = client.get(url);
+    if gzip {
+        req = req.header("accept-encoding", "gzip");
+    }
+    let resp = req.send().await?;
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await?;
+    Ok((status, body.len()))
+}
+
+struct Load {
+    p50: Duration,
+    p99: Duration,
+    per_second: f64,
+    errors: usize,
+    bytes: usize,
+}
+
+/// `concurrency` scrapers, each on its own keep-alive connection, for `duration`.
+async fn load(url: &str, concurrency: usize, duration: Duration, gzip: bool) -> Res<Load> {
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let url = url.to_string();
+        let client = client()?;
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let (mut errors, mut bytes) = (0usize, 0usize);
+            while started.elapsed() < duration {
+                let t = Instant::now();
+                match scrape(&client, &url, gzip).await {
+                    Ok((200, n)) => {
+                        latencies.push(t.elapsed());
+                        bytes = n;
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (latencies, errors, bytes)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let (mut errors, mut bytes) = (0, 0);
+    for t in tasks {
+        let (l, e, b) = t.await?;
+        latencies.extend(l);
+        errors += e;
+        bytes = bytes.max(b);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let pick = |q: f64| {
+        let i = ((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1);
+        latencies.get(i).copied().unwrap_or_default()
+    };
+    Ok(Load {
+        p50: pick(0.50),
+        p99: pick(0.99),
+        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+        errors,
+        bytes,
+    })
+}
+
+async fn wait_for_200(url: &str, limit: Duration) -> Res<()> {
+    let client = client()?;
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Ok((200, _)) = scrape(&client, url, false).await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Err(format!("{url} did not answer 200 within {limit:?}").into())
+}
+
+async fn bench_binary(server: &SimServer, seconds: u64) -> Res<String> {
+    let bin = binary()?;
+    let size = std::fs::metadata(&bin)?.len();
+    let mut out = String::new();
+
+    // Start-up: spawn to the first 200 on /metrics (which includes the first refresh
+    // of one source with 100 invitations at no latency).
+    let ak = "BENCHSTARTHUAWEI";
+    add_tenant(&server.sim, ak, Provider::Huawei, 100);
+    let mut to_listen = Vec::new();
+    let mut to_200 = Vec::new();
+    for _ in 0..5 {
+        let (e, spawned) = Exporter::start(&bin, &config_yaml(&server.url(), ak), 40)?;
+        wait_for_200(&e.url(), Duration::from_secs(20)).await?;
+        to_200.push(spawned.elapsed());
+        to_listen.push(e.listening_after);
+    }
+
+    let mut scrapes = String::from(
+        "### `/metrics` with a warm cache (real binary, one Huawei source)\n\n\
+         | invitations | scrapers | encoding | body bytes | p50 ms | p99 ms | scrapes/s | errors |\n\
+         |---:|---:|---|---:|---:|---:|---:|---:|\n",
+    );
+    let mut memory = Vec::new();
+    let duration = Duration::from_secs(seconds);
+    for n in SIZES {
+        let ak = format!("BENCHSCRAPEHUAWEI{n}");
+        add_tenant(&server.sim, &ak, Provider::Huawei, n);
+        let (e, _) = Exporter::start(&bin, &config_yaml(&server.url(), &ak), 128)?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let idle = e.status_kib("VmRSS");
+        // The first scrape refreshes; the cache then stays warm for an hour.
+        let c = client()?;
+        let (status, _) = scrape(&c, &e.url(), false).await?;
+        if status != 200 {
+            return Err(format!("first scrape answered {status}").into());
+        }
+        drop(c);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let after_refresh = e.status_kib("VmRSS");
+        for concurrency in [1usize, 64] {
+            for gzip in [false, true] {
+                let l = load(&e.url(), concurrency, duration, gzip).await?;
+                scrapes.push_str(&format!(
+                    "| {n} | {concurrency} | {} | {} | {} | {} | {:.0} | {} |\n",
+                    if gzip { "gzip" } else { "identity" },
+                    l.bytes,
+                    format_args!("{:.2}", l.p50.as_secs_f64() * 1e3),
+                    format_args!("{:.2}", l.p99.as_secs_f64() * 1e3),
+                    l.per_second,
+                    l.errors,
+                ));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        memory.push((
+            n,
+            idle,
+            after_refresh,
+            e.status_kib("VmRSS"),
+            e.status_kib("VmHWM"),
+        ));
+    }
+
+    out.push_str(&scrapes);
+    out.push_str(
+        "\n### Memory (VmRSS of the exporter process, MiB)\n\n\
+         | invitations | idle (nothing scraped yet) | after the first refresh | after the load above | peak (VmHWM) |\n\
+         |---:|---:|---:|---:|---:|\n",
+    );
+    for (n, idle, refreshed, loaded, peak) in memory {
+        out.push_str(&format!(
+            "| {n} | {} | {} | {} | {} |\n",
+            mib(idle),
+            mib(refreshed),
+            mib(loaded),
+            mib(peak)
+        ));
+    }
+    out.push_str(&format!(
+        "\n### Binary and start-up\n\n\
+         | what | value |\n|---|---:|\n\
+         | release binary ({}) | {:.2} MB ({size} bytes) |\n\
+         | spawn to `listening` logged, median of 5 | {} ms |\n\
+         | spawn to first 200 on `/metrics` (incl. first refresh of 100 invitations), median of 5 | {} ms |\n",
+        bin.display(),
+        size as f64 / 1e6,
+        ms(median(&mut to_listen)),
+        ms(median(&mut to_200)),
+    ));
+    Ok(out)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Res<()> {
+    handshake_exporter::init_crypto();
+    let seconds = env_u64("BENCH_SECONDS", 3).max(1);
+    let runs = env_u64("BENCH_RUNS", 5).max(1) as usize;
+    let server = sim::start(Sim::new(), "127.0.0.1:0".parse()?).await?;
+    eprintln!("simulator on {}", server.url());
+
+    let started = Instant::now();
+    eprintln!("refresh, one source…");
+    let refresh = bench_refresh(&server, runs).await?;
+    eprintln!("refresh, 20 sources…");
+    let many = bench_many_sources(&server, runs).await?;
+    eprintln!("real binary: start-up, scrapes, memory…");
+    let binary = bench_binary(&server, seconds).await?;
+
+    println!(
+        "## handshake_exporter benchmark\n\n\
+         Simulator in-process on 127.0.0.1; latency is added by the simulator to every API answer. \
+         Refresh times are the wall time of `App::fresh_views` (median of {runs} runs, the first of which \
+         opens the connections). Load cells run {seconds} s each with keep-alive connections.\n"
+    );
+    println!("{refresh}\n{many}\n{binary}");
+    eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
+    server.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Whole-process benchmark: builds the release binary and the bench example, then runs
+# it (simulator in-process on 127.0.0.1, the real binary spawned against it) and
+# prints Markdown tables. Takes about two minutes on 2 cores after the build.
+#
+#   scripts/bench.sh                 # everything
+#   BENCH_SECONDS=1 scripts/bench.sh # shorter load cells
+#
+# Micro-benchmarks (render, gzip, signing, parsing): cargo bench --bench hot
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --release --bin handshake_exporter --example bench
+target_dir="${CARGO_TARGET_DIR:-target}"
+HANDSHAKE_EXPORTER_BIN="${HANDSHAKE_EXPORTER_BIN:-$target_dir/release/handshake_exporter}" \
+  exec "$target_dir/release/examples/bench" "$@"
