@@ -59,19 +59,70 @@ pub fn show_maybe_email(value: Option<&str>, rule: TargetLabel) -> String {
     }
 }
 
+/// Append `value` escaped for a label value (`\\`, `\"`, `\n`): runs of ordinary
+/// bytes are copied whole, which is nearly every value.
 fn escape_into(out: &mut Vec<u8>, value: &str) {
-    for b in value.bytes() {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            _ => out.push(b),
+    let bytes = value.as_bytes();
+    let mut start = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'\\' => b"\\\\",
+            b'"' => b"\\\"",
+            b'\n' => b"\\n",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escaped);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// [`mask`], written (escaped) straight into `out` instead of into a new String.
+fn write_masked(out: &mut Vec<u8>, value: &str) {
+    if let Some((local, domain)) = value.split_once('@') {
+        let first = local.chars().next().map_or(0, char::len_utf8);
+        escape_into(out, &local[..first]);
+        out.extend_from_slice(b"***@");
+        escape_into(out, domain);
+        return;
+    }
+    match value.char_indices().nth(4) {
+        // More than four characters: keep the first four.
+        Some((cut, _)) => {
+            escape_into(out, &value[..cut]);
+            out.extend_from_slice(b"****");
         }
+        None => out.extend_from_slice(b"****"),
+    }
+}
+
+/// [`show_target`], written (escaped) into `out`.
+fn write_target(out: &mut Vec<u8>, value: Option<&str>, rule: TargetLabel) {
+    match (value, rule) {
+        (None, _) | (_, TargetLabel::None) => {}
+        (Some(v), TargetLabel::Full) => escape_into(out, v),
+        (Some(v), TargetLabel::Masked) => write_masked(out, v),
+    }
+}
+
+/// [`show_maybe_email`], written (escaped) into `out`.
+fn write_maybe_email(out: &mut Vec<u8>, value: Option<&str>, rule: TargetLabel) {
+    match value {
+        Some(v) if v.contains('@') => write_target(out, Some(v), rule),
+        Some(v) => escape_into(out, v),
+        None => {}
     }
 }
 
 fn header(out: &mut Vec<u8>, name: &str, help: &str) {
-    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n");
+    out.extend_from_slice(b"# HELP ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(help.as_bytes());
+    out.extend_from_slice(b"\n# TYPE ");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b" gauge\n");
 }
 
 /// Write `name{k="v",...} value\n`.
@@ -98,9 +149,64 @@ fn write_value(out: &mut Vec<u8>, v: f64) {
     } else if v.is_infinite() {
         out.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
     } else if v.fract() == 0.0 && v.abs() < 1e15 {
-        let _ = write!(out, "{}", v as i64);
+        write_int(out, v as i64);
     } else {
         let _ = write!(out, "{v}");
+    }
+}
+
+/// An integer in decimal, without going through `fmt`.
+fn write_int(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    write_uint(out, v.unsigned_abs());
+}
+
+fn write_uint(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// `millis / 1000` as `write_value` would print that f64, without `fmt`: below 10^15
+/// (15 significant digits) the shortest decimal that round-trips is exactly the
+/// number with its trailing zeros dropped.
+fn write_millis(out: &mut Vec<u8>, millis: i64) {
+    if millis.unsigned_abs() >= 1_000_000_000_000_000 {
+        // 10^15 and beyond: let `fmt` decide, as it always did.
+        write_value(out, millis as f64 / 1000.0);
+        return;
+    }
+    if millis < 0 {
+        out.push(b'-');
+    }
+    let abs = millis.unsigned_abs();
+    write_uint(out, abs / 1000);
+    let frac = abs % 1000;
+    if frac != 0 {
+        let digits = [
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ];
+        let len = if frac % 100 == 0 {
+            1
+        } else if frac % 10 == 0 {
+            2
+        } else {
+            3
+        };
+        out.push(b'.');
+        out.extend_from_slice(&digits[..len]);
     }
 }
 
@@ -112,17 +218,45 @@ fn wants_series(h: &Handshake, rule: PerInvitation) -> bool {
     }
 }
 
-/// Rough bytes per invitation series line, to size the buffer once.
-const BYTES_PER_INVITATION: usize = 900;
+/// Fixed bytes of one invitation's four series besides its label values: metric
+/// names, label names, quotes and values (the info line's being the longest).
+const FIXED_BYTES_PER_INVITATION: usize = 4 * 64 + 220;
+
+/// Bytes the per-invitation families will take, closely enough to size the buffer
+/// once (a short estimate would copy the whole body when the buffer grows).
+fn estimate(sources: &[SourceView], opts: &RenderOptions) -> usize {
+    let mut total = 0;
+    for s in sources {
+        let Some(snap) = &s.snapshot else { continue };
+        // The provider and source labels are on every line.
+        let per_line = 32 + s.name.len();
+        for h in snap
+            .handshakes
+            .iter()
+            .filter(|h| wants_series(h, opts.per_invitation))
+        {
+            let len = |v: &Option<String>| v.as_ref().map_or(0, String::len);
+            total += FIXED_BYTES_PER_INVITATION
+                + 4 * (per_line + h.id.len())
+                + len(&h.target_entity)
+                + len(&h.directory_id)
+                + len(&h.management_account_id)
+                + len(&h.management_account_name);
+        }
+    }
+    total
+}
+
+/// Buffer size for [`render`]: the per-invitation estimate plus the fixed part
+/// (headers, counts, expiring windows, health, and the registry that `/metrics`
+/// appends after this).
+fn reserve_for(sources: &[SourceView], opts: &RenderOptions) -> usize {
+    16_384 + sources.len() * (2_048 + opts.windows.len() * 512) + estimate(sources, opts)
+}
 
 /// Render every source's snapshot families. `now` is Unix seconds.
 pub fn render(out: &mut Vec<u8>, sources: &[SourceView], now: f64, opts: &RenderOptions) {
-    let total: usize = sources
-        .iter()
-        .filter_map(|s| s.snapshot.as_ref())
-        .map(|s| s.handshakes.len())
-        .sum();
-    out.reserve(8_192 + sources.len() * 4_096 + total * BYTES_PER_INVITATION);
+    out.reserve(reserve_for(sources, opts));
 
     render_counts(out, sources);
     render_expiring(out, sources, now, opts);
@@ -215,6 +349,32 @@ fn render_expiring(out: &mut Vec<u8>, sources: &[SourceView], now: f64, opts: &R
     }
 }
 
+/// `provider="…",source="…"`, escaped once per source rather than once per line.
+fn source_labels(s: &SourceView) -> Vec<u8> {
+    let mut labels = Vec::with_capacity(32 + s.name.len());
+    labels.extend_from_slice(b"provider=\"");
+    labels.extend_from_slice(s.provider.as_str().as_bytes());
+    labels.extend_from_slice(b"\",source=\"");
+    escape_into(&mut labels, &s.name);
+    labels.push(b'"');
+    labels
+}
+
+/// `name{provider="…",source="…",handshake_id="…",status="…",target_type="…"`: the
+/// start of every per-invitation line, without the closing brace.
+fn invitation_labels(out: &mut Vec<u8>, name: &str, source: &[u8], h: &Handshake) {
+    out.extend_from_slice(name.as_bytes());
+    out.push(b'{');
+    out.extend_from_slice(source);
+    out.extend_from_slice(b",handshake_id=\"");
+    escape_into(out, &h.id);
+    out.extend_from_slice(b"\",status=\"");
+    out.extend_from_slice(h.status.as_str().as_bytes());
+    out.extend_from_slice(b"\",target_type=\"");
+    out.extend_from_slice(h.target_type.as_str().as_bytes());
+    out.push(b'"');
+}
+
 fn render_per_invitation(
     out: &mut Vec<u8>,
     sources: &[SourceView],
@@ -224,50 +384,55 @@ fn render_per_invitation(
     if opts.per_invitation == PerInvitation::None {
         return;
     }
-    type Value = fn(&Handshake, f64) -> Option<f64>;
+    /// How a family's value is written for one invitation; `None` skips the line.
+    #[derive(Clone, Copy)]
+    enum Value {
+        Expiry,
+        Created,
+        ExpiresIn,
+    }
     let families: [(&str, &str, Value); 3] = [
         (
             "handshake_expiry_timestamp_seconds",
             "Expiry time of the invitation (Unix seconds), from the cached list action.",
-            |h, _| h.expires_at.map(|t| t.timestamp() as f64),
+            Value::Expiry,
         ),
         (
             "handshake_created_timestamp_seconds",
             "Creation time of the invitation (Unix seconds), from the cached list action.",
-            |h, _| h.created_at.map(|t| t.timestamp() as f64),
+            Value::Created,
         ),
         (
             "handshake_expires_in_seconds",
             "Seconds from this scrape until the invitation expires (negative once past), from the cached list action.",
-            |h, now| {
-                h.expires_at
-                    .map(|t| ((t.timestamp() as f64 - now) * 1000.0).round() / 1000.0)
-            },
+            Value::ExpiresIn,
         ),
     ];
+    let labels: Vec<Vec<u8>> = sources.iter().map(source_labels).collect();
     for (name, help, value) in families {
         header(out, name, help);
-        for s in sources {
+        for (s, source) in sources.iter().zip(&labels) {
             let Some(snap) = &s.snapshot else { continue };
             for h in snap
                 .handshakes
                 .iter()
                 .filter(|h| wants_series(h, opts.per_invitation))
             {
-                if let Some(v) = value(h, now) {
-                    sample(
-                        out,
-                        name,
-                        &[
-                            ("provider", s.provider.as_str()),
-                            ("source", &s.name),
-                            ("handshake_id", &h.id),
-                            ("status", h.status.as_str()),
-                            ("target_type", h.target_type.as_str()),
-                        ],
-                        v,
-                    );
+                let time = match value {
+                    Value::Expiry | Value::ExpiresIn => h.expires_at,
+                    Value::Created => h.created_at,
+                };
+                let Some(time) = time else { continue };
+                invitation_labels(out, name, source, h);
+                out.extend_from_slice(b"} ");
+                match value {
+                    Value::Expiry | Value::Created => write_int(out, time.timestamp()),
+                    // Milliseconds, rounded as the seconds value always was.
+                    Value::ExpiresIn => {
+                        write_millis(out, ((time.timestamp() as f64 - now) * 1000.0).round() as i64)
+                    }
                 }
+                out.push(b'\n');
             }
         }
     }
@@ -276,35 +441,23 @@ fn render_per_invitation(
         "handshake_info",
         "Descriptive labels of an invitation (target masked by default); always 1. From the cached list action.",
     );
-    for s in sources {
+    for (s, source) in sources.iter().zip(&labels) {
         let Some(snap) = &s.snapshot else { continue };
         for h in snap
             .handshakes
             .iter()
             .filter(|h| wants_series(h, opts.per_invitation))
         {
-            let target = show_target(h.target_entity.as_deref(), opts.target_label);
-            let mgmt_name =
-                show_maybe_email(h.management_account_name.as_deref(), opts.target_label);
-            sample(
-                out,
-                "handshake_info",
-                &[
-                    ("provider", s.provider.as_str()),
-                    ("source", &s.name),
-                    ("handshake_id", &h.id),
-                    ("status", h.status.as_str()),
-                    ("target_type", h.target_type.as_str()),
-                    ("target", &target),
-                    ("directory_id", h.directory_id.as_deref().unwrap_or("")),
-                    (
-                        "management_account_id",
-                        h.management_account_id.as_deref().unwrap_or(""),
-                    ),
-                    ("management_account_name", &mgmt_name),
-                ],
-                1.0,
-            );
+            invitation_labels(out, "handshake_info", source, h);
+            out.extend_from_slice(b",target=\"");
+            write_target(out, h.target_entity.as_deref(), opts.target_label);
+            out.extend_from_slice(b"\",directory_id=\"");
+            escape_into(out, h.directory_id.as_deref().unwrap_or(""));
+            out.extend_from_slice(b"\",management_account_id=\"");
+            escape_into(out, h.management_account_id.as_deref().unwrap_or(""));
+            out.extend_from_slice(b"\",management_account_name=\"");
+            write_maybe_email(out, h.management_account_name.as_deref(), opts.target_label);
+            out.extend_from_slice(b"\"} 1\n");
         }
     }
 }
@@ -524,6 +677,184 @@ mod tests {
         );
         let t = text(&[view(vec![h])], 0.0, &full);
         assert!(t.contains("target=\"sam@example.com\""));
+    }
+
+    /// What `write_value` printed before it had its own integer writer.
+    fn fmt_value(v: f64) -> String {
+        if v.fract() == 0.0 && v.abs() < 1e15 {
+            format!("{}", v as i64)
+        } else {
+            format!("{v}")
+        }
+    }
+
+    #[test]
+    fn number_writers_print_what_fmt_prints() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut fixed = vec![0, 1, -1, 999, -999, 1000, -1000, 1500, -1500, 1_050, 1_005];
+        fixed.extend([i64::MAX, i64::MIN, 999_999_999_999_999, -999_999_999_999_999]);
+        fixed.extend([1_000_000_000_000_000, 123_456_789_012_345_678]);
+        let random = (0..200_000).map(|i| match i % 4 {
+            0 => rng.i64(-100_000..100_000),
+            1 => rng.i64(-3_000_000_000_000..3_000_000_000_000),
+            2 => rng.i64(-999_999_999_999_999..=999_999_999_999_999),
+            _ => rng.i64(..),
+        });
+        for k in fixed.into_iter().chain(random) {
+            let mut out = Vec::new();
+            write_millis(&mut out, k);
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                fmt_value(k as f64 / 1000.0),
+                "{k}"
+            );
+            out.clear();
+            write_int(&mut out, k);
+            assert_eq!(String::from_utf8_lossy(&out), k.to_string());
+            out.clear();
+            write_value(&mut out, k as f64);
+            assert_eq!(String::from_utf8_lossy(&out), fmt_value(k as f64));
+        }
+    }
+
+    /// The per-invitation families as the generic `sample` writer renders them: the
+    /// direct writer must produce exactly these bytes.
+    fn generic_per_invitation(sources: &[SourceView], now: f64, opts: &RenderOptions) -> String {
+        type Value = fn(&Handshake, f64) -> Option<f64>;
+        let families: [(&str, Value); 3] = [
+            ("handshake_expiry_timestamp_seconds", |h, _| {
+                h.expires_at.map(|t| t.timestamp() as f64)
+            }),
+            ("handshake_created_timestamp_seconds", |h, _| {
+                h.created_at.map(|t| t.timestamp() as f64)
+            }),
+            ("handshake_expires_in_seconds", |h, now| {
+                h.expires_at
+                    .map(|t| ((t.timestamp() as f64 - now) * 1000.0).round() / 1000.0)
+            }),
+        ];
+        let mut out = Vec::new();
+        let wanted = |s: &SourceView| -> Vec<Handshake> {
+            s.snapshot.as_ref().map_or(Vec::new(), |snap| {
+                snap.handshakes
+                    .iter()
+                    .filter(|h| wants_series(h, opts.per_invitation))
+                    .cloned()
+                    .collect()
+            })
+        };
+        for (name, value) in families {
+            for s in sources {
+                for h in wanted(s) {
+                    if let Some(v) = value(&h, now) {
+                        sample(
+                            &mut out,
+                            name,
+                            &[
+                                ("provider", s.provider.as_str()),
+                                ("source", &s.name),
+                                ("handshake_id", &h.id),
+                                ("status", h.status.as_str()),
+                                ("target_type", h.target_type.as_str()),
+                            ],
+                            v,
+                        );
+                    }
+                }
+            }
+        }
+        for s in sources {
+            for h in wanted(s) {
+                let target = show_target(h.target_entity.as_deref(), opts.target_label);
+                let mgmt =
+                    show_maybe_email(h.management_account_name.as_deref(), opts.target_label);
+                sample(
+                    &mut out,
+                    "handshake_info",
+                    &[
+                        ("provider", s.provider.as_str()),
+                        ("source", &s.name),
+                        ("handshake_id", &h.id),
+                        ("status", h.status.as_str()),
+                        ("target_type", h.target_type.as_str()),
+                        ("target", &target),
+                        ("directory_id", h.directory_id.as_deref().unwrap_or("")),
+                        (
+                            "management_account_id",
+                            h.management_account_id.as_deref().unwrap_or(""),
+                        ),
+                        ("management_account_name", &mgmt),
+                    ],
+                    1.0,
+                );
+            }
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    #[test]
+    fn the_direct_writer_matches_the_generic_one() {
+        use crate::sim::{Dataset, data};
+        let now_t = chrono::Utc::now();
+        let now = now_t.timestamp_millis() as f64 / 1000.0 + 0.000_4;
+        let mut odd = data::generate(Dataset::AlibabaResourceDirectory, 300, 9, now_t);
+        // Values that need escaping or masking edge cases, in every field.
+        let weird = ["a\\b", "q\"uote", "new\nline", "é", "ab", "abcdé@x\"y", "@", "", "日本語です"];
+        for (i, h) in odd.iter_mut().enumerate().take(weird.len() * 4) {
+            let w = weird[i % weird.len()];
+            match i / weird.len() {
+                0 => h.target_entity = Some(w.to_string()),
+                1 => h.management_account_name = Some(format!("{w}@{w}")),
+                2 => h.directory_id = Some(w.to_string()),
+                _ => h.id = format!("{}-{w}", h.id),
+            }
+            h.status = Status::Pending;
+        }
+        odd[1].expires_at = None;
+        odd[2].created_at = None;
+        odd[3].target_entity = None;
+        odd[4].management_account_name = None;
+        let mut second = view(data::generate(Dataset::HuaweiReceived, 200, 4, now_t));
+        second.name = Arc::from("hw \"recv\"\n");
+        second.provider = Provider::Huawei;
+        let sources = [view(odd), second];
+        for per_invitation in [PerInvitation::Pending, PerInvitation::All, PerInvitation::None] {
+            for target_label in [TargetLabel::Masked, TargetLabel::Full, TargetLabel::None] {
+                let o = RenderOptions {
+                    per_invitation,
+                    target_label,
+                    windows: default_windows(),
+                };
+                let mut direct = Vec::new();
+                render_per_invitation(&mut direct, &sources, now, &o);
+                let direct: String = String::from_utf8(direct)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| !l.starts_with('#'))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                assert_eq!(direct, generic_per_invitation(&sources, now, &o));
+            }
+        }
+    }
+
+    #[test]
+    fn the_buffer_is_sized_once() {
+        use crate::sim::{Dataset, data};
+        let now = chrono::Utc::now();
+        for n in [0, 10, 1_000, 5_000] {
+            for d in [Dataset::AlibabaAccount, Dataset::HuaweiSent] {
+                let sources = [view(data::generate(d, n, 1, now))];
+                let want = reserve_for(&sources, &opts());
+                let mut out = Vec::new();
+                render(&mut out, &sources, 0.0, &opts());
+                // A Vec that outgrows its buffer at least doubles it.
+                assert!(out.capacity() < 2 * want, "{n}: grew past the estimate");
+                // Room for the registry, and not much more.
+                assert!(out.len() + 8_192 <= want, "{n}: {want} for {}", out.len());
+                assert!(want <= out.len() * 5 / 4 + 40_000, "{n}: {want} for {}", out.len());
+            }
+        }
     }
 
     #[test]
