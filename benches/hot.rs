@@ -98,6 +98,26 @@ fn bench_render(c: &mut Criterion) {
     }
     group.finish();
 
+    // The exporter's own registry alone, with and without the process collector.
+    let mut group = c.benchmark_group("registry");
+    group.bench_function("encode", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(16_384);
+            metrics.encode_into(&mut out);
+            out
+        })
+    });
+    let bare = ExporterMetrics::new(false);
+    bare.init_source(Provider::Huawei, "huawei-sent");
+    group.bench_function("encode_without_process", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(16_384);
+            bare.encode_into(&mut out);
+            out
+        })
+    });
+    group.finish();
+
     let body = http::metrics_body(&[view(10_000)], now(), &opts, &metrics, None);
     let mut group = c.benchmark_group("gzip");
     group.throughput(Throughput::Bytes(body.len() as u64));
