@@ -11,7 +11,8 @@
 //! first), or `cargo build --release && cargo run --release --example bench`.
 //!
 //! Environment: `BENCH_SECONDS` (per load cell, default 3), `BENCH_RUNS` (refreshes
-//! per refresh cell, default 5), `HANDSHAKE_EXPORTER_BIN` (binary to test).
+//! per refresh cell, default 5), `BENCH_PARTS` (any of `refresh,many,binary`, default
+//! all), `HANDSHAKE_EXPORTER_BIN` (binary to test).
 //!
 //! Everything talks to 127.0.0.1 only, and every loop is bounded in time.
 
@@ -578,13 +579,25 @@ async fn main() -> Res<()> {
     let server = sim::start(Sim::new(), "127.0.0.1:0".parse()?).await?;
     eprintln!("simulator on {}", server.url());
 
+    let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "refresh,many,binary".into());
+    let wants = |part: &str| parts.split(',').any(|p| p.trim() == part);
+
     let started = Instant::now();
-    eprintln!("refresh, one source…");
-    let refresh = bench_refresh(&server, runs).await?;
-    eprintln!("refresh, 20 sources…");
-    let many = bench_many_sources(&server, runs).await?;
-    eprintln!("real binary: start-up, scrapes, memory…");
-    let binary = bench_binary(&server, seconds).await?;
+    let mut refresh = String::new();
+    let mut many = String::new();
+    let mut binary = String::new();
+    if wants("refresh") {
+        eprintln!("refresh, one source…");
+        refresh = bench_refresh(&server, runs).await?;
+    }
+    if wants("many") {
+        eprintln!("refresh, 20 sources…");
+        many = bench_many_sources(&server, runs).await?;
+    }
+    if wants("binary") {
+        eprintln!("real binary: start-up, scrapes, memory…");
+        binary = bench_binary(&server, seconds).await?;
+    }
 
     println!(
         "## handshake_exporter benchmark\n\n\

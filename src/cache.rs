@@ -186,21 +186,14 @@ impl SourceCache {
             .refreshes
             .with_label_values(&[provider, &self.name])
             .inc();
+        // Done before taking the lock that every scrape's `view` takes too.
+        let result = result.map(|handshakes| self.prepare(handshakes));
         let mut st = self.lock();
         st.inflight = None;
         st.last_attempt_end = Some(Instant::now());
         st.last_duration = Some(took);
         match result {
-            Ok(mut handshakes) => {
-                // Ids are the series identity: a duplicate would make the exposition
-                // invalid. Providers reject duplicates; this is the last guard.
-                let mut seen = HashSet::with_capacity(handshakes.len());
-                handshakes.retain(|h| seen.insert(h.id.clone()));
-                for h in &mut handshakes {
-                    if *h.source != *self.name {
-                        h.source = self.name.clone();
-                    }
-                }
+            Ok(handshakes) => {
                 tracing::debug!(
                     source = %self.name, provider, invitations = handshakes.len(),
                     took_ms = took.as_millis() as u64, "refresh succeeded"
@@ -232,6 +225,40 @@ impl SourceCache {
                 st.last_error = Some(e);
             }
         }
+    }
+
+    /// A successful refresh's list as the snapshot keeps it: duplicates dropped, no
+    /// spare capacity, every invitation labelled with this source's name.
+    fn prepare(&self, mut handshakes: Vec<Handshake>) -> Vec<Handshake> {
+        // Ids are the series identity: a duplicate would make the exposition invalid.
+        // Providers reject duplicates; this is the last guard (first one kept). The
+        // check borrows the ids instead of cloning 10,000 strings.
+        let duplicates: Vec<usize> = {
+            let mut seen = HashSet::with_capacity(handshakes.len());
+            handshakes
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| !seen.insert(h.id.as_str()))
+                .map(|(i, _)| i)
+                .collect()
+        };
+        if !duplicates.is_empty() {
+            let mut index = 0;
+            handshakes.retain(|_| {
+                let keep = duplicates.binary_search(&index).is_err();
+                index += 1;
+                keep
+            });
+        }
+        // The snapshot lives until the next refresh: give back what paging
+        // over-allocated (up to half the list when it grew by doubling).
+        handshakes.shrink_to_fit();
+        for h in &mut handshakes {
+            if *h.source != *self.name {
+                h.source = self.name.clone();
+            }
+        }
+        handshakes
     }
 
     /// Fetch one invitation live through this source's credentials.
@@ -360,6 +387,25 @@ mod tests {
         assert_eq!(r, Freshness::Refreshed);
         assert_eq!(client.calls.load(Ordering::SeqCst), 1);
         assert!(c.view().snapshot.is_some());
+    }
+
+    #[test]
+    fn duplicates_are_dropped_first_kept_and_the_list_compacted() {
+        let (c, _) = cache(0, Duration::from_secs(60));
+        let mut list = Vec::with_capacity(64);
+        for id in ["a", "b", "a", "c", "b", "a"] {
+            let mut h = Handshake::new(Provider::Alibaba, Arc::from("other"), id);
+            h.note = Some(format!("{}", list.len()));
+            list.push(h);
+        }
+        let kept = c.prepare(list);
+        let ids: Vec<(&str, Option<&str>)> = kept
+            .iter()
+            .map(|h| (h.id.as_str(), h.note.as_deref()))
+            .collect();
+        assert_eq!(ids, [("a", Some("0")), ("b", Some("1")), ("c", Some("3"))]);
+        assert!(kept.capacity() < 64, "spare capacity kept");
+        assert!(kept.iter().all(|h| *h.source == *"s1"));
     }
 
     #[tokio::test(start_paused = true)]

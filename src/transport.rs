@@ -284,7 +284,10 @@ async fn read_limited(mut resp: reqwest::Response) -> Result<Bytes, BodyError> {
     {
         return Err(BodyError::TooLarge);
     }
-    let mut buf = bytes::BytesMut::new();
+    // Sized once from Content-Length when the server sends it (the simulator and both
+    // clouds do), instead of growing by doubling over a megabyte-sized page.
+    let expected = resp.content_length().unwrap_or(0) as usize;
+    let mut buf = bytes::BytesMut::with_capacity(expected);
     while let Some(chunk) = resp.chunk().await? {
         if buf.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(BodyError::TooLarge);
