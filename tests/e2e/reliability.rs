@@ -521,3 +521,58 @@ async fn secrets_never_leave_the_process() -> TestResult {
     }
     Ok(())
 }
+
+/// `max_concurrent_requests` caps outbound requests across all sources, and a
+/// source's `rate_limit` spaces its own requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_concurrency_is_capped_and_rate_limits_space_requests() -> TestResult {
+    let sim = start_sim().await;
+    sim.sim.set_latency(Duration::from_millis(100));
+    let mut cfg = String::from("max_concurrent_requests: 2\nsources:\n");
+    for i in 0..8 {
+        let ak = format!("HWCAP{i:015}");
+        tenant(&sim.sim, &ak, HW_SK, &[(Dataset::HuaweiSent, 10)]);
+        cfg.push_str(&huawei_source(
+            &format!("hw-{i}"),
+            &sim.url(),
+            &ak,
+            HW_SK,
+            "sent",
+        ));
+    }
+    let exporter = Exporter::start(&cfg, &[]);
+    let text = exporter.scrape().await;
+    assert_eq!(
+        sum(&text, "handshake_source_up", &[]),
+        8.0,
+        "{}",
+        exporter.log()
+    );
+    assert_eq!(sim.sim.max_in_flight(), 2, "8 sources, cap 2");
+    drop(exporter);
+
+    // 1,000 invitations at limit 100 = 10 sequential calls, at most 5 per second.
+    sim.sim.set_latency(Duration::ZERO);
+    tenant(&sim.sim, HW_AK, HW_SK, &[(Dataset::HuaweiSent, 1000)]);
+    let limited = huawei_source("limited", &sim.url(), HW_AK, HW_SK, "sent").replace(
+        "    credentials:",
+        "    limit: 100\n    rate_limit: 5\n    credentials:",
+    );
+    let exporter = Exporter::start(&format!("sources:\n{limited}"), &[]);
+    let text = exporter.scrape().await;
+    assert_eq!(
+        sum(&text, "handshake_invitations", &[("source", "limited")]),
+        1000.0
+    );
+    let took = value(
+        &text,
+        "handshake_source_refresh_duration_seconds",
+        &[("source", "limited")],
+    )
+    .unwrap_or(0.0);
+    assert!(
+        took >= 1.75,
+        "10 requests at 5/s take at least 1.8 s, took {took}"
+    );
+    Ok(())
+}
