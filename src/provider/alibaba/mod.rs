@@ -1,5 +1,7 @@
 //! Alibaba provider (scaffold: the client is filled in by its own change).
 
+pub mod sign;
+
 use crate::config::SourceConfig;
 use crate::error::{ApiError, Reason};
 use crate::model::{Handshake, Provider};
