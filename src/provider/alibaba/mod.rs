@@ -1,6 +1,7 @@
 //! Alibaba provider (scaffold: the client is filled in by its own change).
 
 pub mod sign;
+pub mod wire;
 
 use crate::config::SourceConfig;
 use crate::error::{ApiError, Reason};
