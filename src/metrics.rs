@@ -149,8 +149,7 @@ impl ExporterMetrics {
     pub fn encode_source_into(&self, source: &str, out: &mut Vec<u8>) {
         let mut families = self.registry.gather();
         families.retain(|f| {
-            f.name().starts_with("handshake_api_")
-                || f.name().starts_with("handshake_source_")
+            f.name().starts_with("handshake_api_") || f.name().starts_with("handshake_source_")
         });
         for f in &mut families {
             let kept: Vec<_> = f
@@ -162,7 +161,7 @@ impl ExporterMetrics {
                         .any(|l| l.name() == "source" && l.value() == source)
                 })
                 .collect();
-            f.set_metric(kept.into());
+            f.set_metric(kept);
         }
         families.retain(|f| !f.get_metric().is_empty());
         let _ = TextEncoder::new().encode(&families, out);
