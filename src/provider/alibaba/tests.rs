@@ -547,3 +547,66 @@ fn an_invitation_without_id_is_a_bad_response_with_the_request_id() {
         Ok(more) => panic!("accepted ({more})"),
     }
 }
+
+/// Retries must not replay a nonce or a stale date: `build_request` runs per attempt.
+#[test]
+fn every_attempt_is_signed_with_a_fresh_nonce_and_the_current_date()
+-> Result<(), Box<dyn std::error::Error>> {
+    // reqwest is built with `rustls-no-provider`; a client needs one installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let source = SourceConfig {
+        name: "src".into(),
+        provider: Provider::Alibaba,
+        view: View::Account,
+        handshake_ids: Vec::new(),
+        endpoint: "http://127.0.0.1:9".into(),
+        signature: AlibabaSignature::V3,
+        page_size: 100,
+        credentials: Credentials {
+            access_key_id: "AK".into(),
+            access_key_secret: Secret::new("SK"),
+            security_token: None,
+            domain_id: None,
+        },
+        rate_limit: None,
+        connect_timeout: std::time::Duration::from_secs(1),
+        request_timeout: std::time::Duration::from_secs(1),
+        line: 0,
+    };
+    let transport = Transport::new(
+        Provider::Alibaba,
+        "src".into(),
+        crate::transport::TransportSettings {
+            connect_timeout: source.connect_timeout,
+            request_timeout: source.request_timeout,
+            rate_limit: None,
+            retry: crate::transport::RetryPolicy::default(),
+        },
+        Arc::new(crate::metrics::ExporterMetrics::new(false)),
+        Arc::new(tokio::sync::Semaphore::new(1)),
+    )?;
+    let client = AlibabaClient::new(&source, transport);
+    let endpoint = client.endpoint.as_ref().map_err(String::clone)?;
+    let header = |r: &reqwest::Request, name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let first = client.build_request(endpoint, ACTION_LIST_FOR_ACCOUNT, &[])?;
+    let second = client.build_request(endpoint, ACTION_LIST_FOR_ACCOUNT, &[])?;
+    let nonce = header(&first, "x-acs-signature-nonce");
+    assert!(nonce.as_ref().is_some_and(|n| n.len() == 32));
+    assert_ne!(nonce, header(&second, "x-acs-signature-nonce"));
+    assert_ne!(
+        header(&first, "authorization"),
+        header(&second, "authorization")
+    );
+    let date = header(&first, "x-acs-date").unwrap_or_default();
+    let parsed = chrono::NaiveDateTime::parse_from_str(&date, TIMESTAMP_FORMAT)?;
+    let skew = (chrono::Utc::now().naive_utc() - parsed)
+        .num_seconds()
+        .abs();
+    assert!(skew <= 5, "{date}");
+    Ok(())
+}
