@@ -48,7 +48,13 @@ pub async fn handle(sim: &Sim, req: SimRequest) -> SimResponse {
         );
     };
     let verified = match &call.scheme {
-        Scheme::Acs3(auth) => verify_acs3(&req, auth, &ctx.secret, ctx.security_token.as_deref()),
+        Scheme::Acs3(auth) => verify_acs3(
+            &req,
+            auth,
+            &call.params,
+            &ctx.secret,
+            ctx.security_token.as_deref(),
+        ),
         Scheme::RpcV1 => verify_rpc_v1(
             &req,
             &call.params,
@@ -158,11 +164,16 @@ struct Call {
 
 impl Call {
     fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        first_value(&self.params, name)
     }
+}
+
+/// The value of the first parameter called `name`.
+fn first_value<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn header<'a>(req: &'a SimRequest, name: &str) -> Option<&'a str> {
@@ -180,11 +191,9 @@ fn identify(req: &SimRequest) -> Result<Call, SimError> {
             params.extend(parse_query(&String::from_utf8_lossy(&req.body), true));
         }
         let find = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
+            first_value(&params, name)
                 .filter(|v| !v.is_empty())
+                .map(str::to_string)
         };
         let access_key_id = find("AccessKeyId")
             .ok_or_else(|| SimError::incomplete("AccessKeyId is mandatory for this action."))?;
@@ -233,6 +242,7 @@ fn identify(req: &SimRequest) -> Result<Call, SimError> {
 fn verify_acs3(
     req: &SimRequest,
     auth: &Acs3Authorization,
+    query: &[(String, String)],
     secret: &str,
     security_token: Option<&str>,
 ) -> Result<String, SimError> {
@@ -277,7 +287,6 @@ fn verify_acs3(
             "The x-acs-content-sha256 header does not match the request body.",
         ));
     }
-    let query = parse_query(&req.query, true);
     let query: Vec<(&str, &str)> = query
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -307,12 +316,7 @@ fn verify_rpc_v1(
     secret: &str,
     security_token: Option<&str>,
 ) -> Result<String, SimError> {
-    let find = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let find = |name: &str| first_value(params, name);
     for required in ["Signature", "SignatureNonce", "Timestamp"] {
         if find(required).is_none_or(str::is_empty) {
             return Err(SimError::incomplete(format!(
