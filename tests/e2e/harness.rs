@@ -56,9 +56,10 @@ impl Exporter {
             path.display().to_string(),
             "--web.listen-address".into(),
             "127.0.0.1:0".into(),
-            "--log.level".into(),
-            "debug".into(),
         ];
+        if !extra.contains(&"--log.level") {
+            args.extend(["--log.level".to_string(), "debug".to_string()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         Self::spawn(&args, dir)
     }

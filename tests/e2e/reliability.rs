@@ -457,14 +457,27 @@ async fn secrets_never_leave_the_process() -> TestResult {
     let dir = tempfile::tempdir()?;
     let secret_file = dir.path().join("hw-sk");
     std::fs::write(&secret_file, HW_SK)?;
-    let cfg = format!(
-        "refresh_interval: 1s\ntarget_label: full\nsources:\n\
-  - name: ali-v3\n    provider: alibaba\n    endpoint: {url}\n    credentials: {{access_key_id: {ALI_AK}, access_key_secret: {ALI_SK}, security_token: {TOKEN}}}\n\
-  - name: ali-v1\n    provider: alibaba\n    signature: v1\n    endpoint: {url}\n    credentials: {{access_key_id: {ALI_AK}, access_key_secret: {ALI_SK}, security_token: {TOKEN}}}\n\
-  - name: hw\n    provider: huawei\n    endpoint: {url}\n    credentials: {{access_key_id: {HW_AK}, access_key_secret_file: {file}, security_token: {TOKEN}}}\n",
-        url = sim.url(),
-        file = secret_file.display(),
-    );
+    let url = sim.url();
+    let file = secret_file.display();
+    let cfg = [
+        "refresh_interval: 1s".to_string(),
+        "target_label: full".into(),
+        "sources:".into(),
+        "  - name: ali-v3".into(),
+        "    provider: alibaba".into(),
+        format!("    endpoint: {url}"),
+        format!("    credentials: {{access_key_id: {ALI_AK}, access_key_secret: {ALI_SK}, security_token: {TOKEN}}}"),
+        "  - name: ali-v1".into(),
+        "    provider: alibaba".into(),
+        "    signature: v1".into(),
+        format!("    endpoint: {url}"),
+        format!("    credentials: {{access_key_id: {ALI_AK}, access_key_secret: {ALI_SK}, security_token: {TOKEN}}}"),
+        "  - name: hw".into(),
+        "    provider: huawei".into(),
+        format!("    endpoint: {url}"),
+        format!("    credentials: {{access_key_id: {HW_AK}, access_key_secret_file: {file}, security_token: {TOKEN}}}"),
+    ]
+    .join("\n");
     let exporter = Exporter::start(&cfg, &["--log.level", "trace"]);
     let mut seen = String::new();
     seen.push_str(&exporter.scrape().await);
