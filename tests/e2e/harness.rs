@@ -89,6 +89,12 @@ impl Exporter {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                // Store the line before announcing the address, so that a test that
+                // reads the log right after start sees the listening line.
+                if let Ok(mut l) = sink.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
                 if line.contains("msg=listening") {
                     if let Some(addr) = line
                         .split_whitespace()
@@ -96,10 +102,6 @@ impl Exporter {
                     {
                         let _ = tx.send(addr.to_string());
                     }
-                }
-                if let Ok(mut l) = sink.lock() {
-                    l.push_str(&line);
-                    l.push('\n');
                 }
             }
         });
