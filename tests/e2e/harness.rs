@@ -102,6 +102,12 @@ impl Exporter {
                     {
                         let _ = tx.send(addr.to_string());
                     }
+                } else if line.contains("\"message\":\"listening\"") {
+                    // --log.format json
+                    let parsed: Option<serde_json::Value> = serde_json::from_str(&line).ok();
+                    if let Some(addr) = parsed.as_ref().and_then(|v| v["address"].as_str()) {
+                        let _ = tx.send(addr.to_string());
+                    }
                 }
             }
         });

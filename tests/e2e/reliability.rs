@@ -589,3 +589,45 @@ async fn outbound_concurrency_is_capped_and_rate_limits_space_requests() -> Test
     );
     Ok(())
 }
+
+/// `--web.max-requests` caps concurrent scrapes: the one over the cap gets 503
+/// instead of queueing behind a slow refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrapes_over_the_cap_get_503_and_json_logs_are_json() -> TestResult {
+    let sim = start_sim().await;
+    tenant(&sim.sim, HW_AK, HW_SK, &[(Dataset::HuaweiSent, 10)]);
+    sim.sim.set_latency(Duration::from_millis(1_500));
+    let cfg = format!(
+        "sources:\n{}",
+        huawei_source("hw", &sim.url(), HW_AK, HW_SK, "sent")
+    );
+    let exporter = Exporter::start(&cfg, &["--web.max-requests", "1", "--log.format", "json"]);
+    let url = exporter.url("/metrics");
+    let slow = tokio::spawn({
+        let url = url.clone();
+        async move { get(&url).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = get(&url).await;
+    assert_eq!(status, 503, "second concurrent scrape: {body}");
+    let (status, body) = slow.await?;
+    assert_eq!(status, 200);
+    assert_eq!(
+        sum(&body, "handshake_invitations", &[("source", "hw")]),
+        10.0
+    );
+    assert_eq!(get(&url).await.0, 200, "the slot is free again");
+
+    let log = exporter.log();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("{e}: {line}"))?;
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    Ok(())
+}
