@@ -2,7 +2,8 @@
 # The whole test suite, exactly what CI runs (.ci/run calls this).
 # Installs what the tests need (promtool, Prometheus, Alertmanager, hadolint, wrk),
 # then: formatting, lints, unit + integration + end-to-end tests, rule tests,
-# generated-manifest check, Dockerfile lint.
+# generated-manifest check, Dockerfile lint, and a smoke test of the runtime image
+# (skipped with a message where no Docker daemon can be started).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,9 @@ bash scripts/gen-prometheusrule.sh --check
 
 step "Dockerfile lint (hadolint)"
 bash scripts/lint-docker.sh
+
+step "container image: static binary in the scratch runtime image, run against the simulator"
+bash scripts/docker-smoke.sh
 
 passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' /tmp/handshake_exporter_test.log | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' /tmp/handshake_exporter_test.log | awk '{s+=$1} END {print s+0}')

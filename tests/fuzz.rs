@@ -60,3 +60,174 @@ proptest! {
 fn the_unmutated_config_is_valid() {
     assert!(load_str(VALID_CONFIG, Path::new("fuzz.yml"), &no_env).is_ok());
 }
+
+mod huawei {
+    use handshake_exporter::provider::huawei::wire::{
+        parse_error, parse_list, parse_show, to_handshake,
+    };
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    const PAGE: &str = r#"{"handshakes":[{"id":"h-2tnfkrhe64qokwripd2kqrhd7d3079u5","urn":"organizations::x:handshake:o-1/h-2","updated_at":"2024-04-30T08:00:00Z","created_at":"2024-04-30T08:00:00Z","expired_at":"2024-05-14T08:00:00Z","management_account_id":"3f1b","management_account_name":"acme-root","organization_id":"o-fhkm","notes":"Please join","target":{"type":"account","entity":"644c"},"status":"pending"}],"page_info":{"next_marker":"mk/1+ab=~ é","current_count":1}}"#;
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|f| serde_json::json!(f)),
+            "\\PC{0,20}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("handshakes".to_string()),
+                        Just("page_info".to_string()),
+                        Just("next_marker".to_string()),
+                        Just("handshake".to_string()),
+                        Just("id".to_string()),
+                        Just("status".to_string()),
+                        Just("target".to_string()),
+                        Just("expired_at".to_string()),
+                        Just("error_code".to_string()),
+                        Just("error_msg".to_string()),
+                        "[a-z_]{1,10}",
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic_on_arbitrary_bytes(body in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = parse_list("ListHandshakes", &body);
+            let _ = parse_show("ShowHandshake", &body);
+            let _ = parse_error("ListHandshakes", 500, &Default::default(), &body);
+        }
+
+        #[test]
+        fn parsers_never_panic_on_arbitrary_json(v in json_value()) {
+            let body = serde_json::to_vec(&v).unwrap_or_default();
+            if let Ok(page) = parse_list("ListHandshakes", &body) {
+                for dto in page.handshakes {
+                    let _ = to_handshake(dto, &Arc::from("fuzz"));
+                }
+            }
+            let _ = parse_show("ShowHandshake", &body);
+            for status in [400u16, 401, 404, 429, 503] {
+                let e = parse_error("ListHandshakes", status, &Default::default(), &body);
+                prop_assert!(e.http_status.is_none() || e.http_status == Some(status));
+            }
+        }
+
+        #[test]
+        fn truncated_pages_are_errors_not_empty_lists(cut in 0usize..PAGE.len()) {
+            let body = &PAGE.as_bytes()[..cut];
+            prop_assert!(parse_list("ListHandshakes", body).is_err(), "cut at {}", cut);
+        }
+    }
+
+    #[test]
+    fn the_untouched_page_parses() {
+        let page = parse_list("ListHandshakes", PAGE.as_bytes());
+        assert!(page.is_ok_and(|p| p.handshakes.len() == 1));
+    }
+}
+
+mod alibaba {
+    use handshake_exporter::provider::alibaba::parse_error;
+    use handshake_exporter::provider::alibaba::wire::{
+        parse_error_body, parse_get, parse_list_page,
+    };
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    const PAGE: &str = r#"{"RequestId":"7C1F","TotalCount":2,"PageNumber":1,"PageSize":100,"Handshakes":{"Handshake":[{"HandshakeId":"h-Q3x9Lm2Pz8Rt5Vw1","ResourceDirectoryId":"rd-k4Ab9q","MasterAccountId":"1512666876910000","MasterAccountName":"ops-admin@example.com","TargetEntity":"1772422852740000","TargetType":"Account","Status":"Pending","Note":"join","CreateTime":"2024-04-28T08:15:02Z","ModifyTime":"2024-04-28T08:15:02Z","ExpireTime":"2024-05-12T08:15:02Z"},{"HandshakeId":"h-Bn7Kd0Ws4Yh2Jc6E","InviteEntity":"newteam@example.com","InviteType":"Email","Status":"Expired"}]}}"#;
+
+    fn keys() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("Handshakes".to_string()),
+            Just("Handshake".to_string()),
+            Just("TotalCount".to_string()),
+            Just("PageNumber".to_string()),
+            Just("PageSize".to_string()),
+            Just("HandshakeId".to_string()),
+            Just("Status".to_string()),
+            Just("TargetType".to_string()),
+            Just("ExpireTime".to_string()),
+            Just("Code".to_string()),
+            Just("Message".to_string()),
+            "[A-Za-z]{1,10}",
+        ]
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|f| serde_json::json!(f)),
+            "\\PC{0,20}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(keys(), inner, 0..6)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic_on_arbitrary_bytes(body in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = parse_list_page(&body);
+            let _ = parse_get(&body);
+            let _ = parse_error_body(&body);
+            let _ = parse_error("GetHandshake", 503, &Default::default(), &body);
+        }
+
+        #[test]
+        fn parsers_never_panic_on_arbitrary_json(v in json_value()) {
+            let body = serde_json::to_vec(&v).unwrap_or_default();
+            if let Ok(page) = parse_list_page(&body) {
+                for h in page.items {
+                    let _ = h.into_handshake(Arc::from("fuzz"));
+                }
+            }
+            if let Ok(h) = parse_get(&body) {
+                let _ = h.into_handshake(Arc::from("fuzz"));
+            }
+            for status in [400u16, 403, 404, 429, 500, 503] {
+                let e = parse_error("ListHandshakesForResourceDirectory", status, &Default::default(), &body);
+                prop_assert!(!e.message.contains("\n\n\n"));
+            }
+        }
+
+        #[test]
+        fn truncated_pages_are_errors_not_empty_lists(cut in 0usize..PAGE.len()) {
+            prop_assert!(parse_list_page(&PAGE.as_bytes()[..cut]).is_err(), "cut at {}", cut);
+        }
+    }
+
+    #[test]
+    fn the_untouched_page_parses_with_the_aliases() {
+        let page = parse_list_page(PAGE.as_bytes());
+        let handshakes = page.map(|p| p.items).unwrap_or_default();
+        assert_eq!(handshakes.len(), 2);
+        let second = handshakes
+            .into_iter()
+            .nth(1)
+            .and_then(|h| h.into_handshake(Arc::from("f")));
+        assert_eq!(
+            second.and_then(|h| h.target_entity).as_deref(),
+            Some("newteam@example.com")
+        );
+    }
+}

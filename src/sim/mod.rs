@@ -132,6 +132,30 @@ struct SimState {
 #[derive(Default)]
 pub struct Sim {
     state: Mutex<SimState>,
+    /// API requests being answered right now, and the most seen at once: lets tests
+    /// check the exporter's outbound concurrency cap.
+    in_flight: std::sync::atomic::AtomicUsize,
+    max_in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a request as in flight until dropped.
+struct InFlight<'a>(&'a Sim);
+
+impl<'a> InFlight<'a> {
+    fn enter(sim: &'a Sim) -> InFlight<'a> {
+        use std::sync::atomic::Ordering;
+        let now = sim.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        sim.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(sim)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// What a provider handler needs to know about a request.
@@ -264,6 +288,16 @@ impl Sim {
         self.lock().latency
     }
 
+    /// The most API requests answered at the same time since the last reset.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn reset_max_in_flight(&self) {
+        self.max_in_flight
+            .store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Look up a tenant's secret and token, count the call, and take a fault.
     /// `None` when the access key is unknown (the call is not counted anywhere).
     pub fn begin_call(&self, access_key_id: &str, action: &str) -> Option<CallContext> {
@@ -393,6 +427,7 @@ async fn route(sim: &Arc<Sim>, req: Request<Incoming>) -> Response<Body> {
     if request.path.starts_with("/_sim/") {
         return to_response(control(sim, &request));
     }
+    let _in_flight = InFlight::enter(sim);
     let latency = sim.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

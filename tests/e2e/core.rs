@@ -358,6 +358,20 @@ async fn demo_serves_both_alibaba_views_and_both_huawei_views() -> TestResult {
     if let Some(complaints) = promtool_check(&text) {
         assert_eq!(complaints, "", "promtool check metrics");
     }
+    // Live ShowHandshake through a Huawei source.
+    let id = text
+        .lines()
+        .find(|l| l.starts_with("handshake_info{") && l.contains("source=\"huawei-sent\""))
+        .and_then(|l| l.split("handshake_id=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .ok_or("a pending huawei invitation")?
+        .to_string();
+    let (status, body) =
+        get(&exporter.url(&format!("/api/v1/sources/huawei-sent/handshakes/{id}"))).await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(v["handshake"]["provider"], "huawei");
+    assert_eq!(v["handshake"]["id"], id.as_str());
     assert_eq!(
         exporter.terminate(),
         Some(0),

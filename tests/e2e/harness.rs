@@ -56,9 +56,10 @@ impl Exporter {
             path.display().to_string(),
             "--web.listen-address".into(),
             "127.0.0.1:0".into(),
-            "--log.level".into(),
-            "debug".into(),
         ];
+        if !extra.contains(&"--log.level") {
+            args.extend(["--log.level".to_string(), "debug".to_string()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         Self::spawn(&args, dir)
     }
@@ -88,6 +89,12 @@ impl Exporter {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                // Store the line before announcing the address, so that a test that
+                // reads the log right after start sees the listening line.
+                if let Ok(mut l) = sink.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
                 if line.contains("msg=listening") {
                     if let Some(addr) = line
                         .split_whitespace()
@@ -95,10 +102,12 @@ impl Exporter {
                     {
                         let _ = tx.send(addr.to_string());
                     }
-                }
-                if let Ok(mut l) = sink.lock() {
-                    l.push_str(&line);
-                    l.push('\n');
+                } else if line.contains("\"message\":\"listening\"") {
+                    // --log.format json
+                    let parsed: Option<serde_json::Value> = serde_json::from_str(&line).ok();
+                    if let Some(addr) = parsed.as_ref().and_then(|v| v["address"].as_str()) {
+                        let _ = tx.send(addr.to_string());
+                    }
                 }
             }
         });

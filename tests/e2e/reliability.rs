@@ -457,14 +457,27 @@ async fn secrets_never_leave_the_process() -> TestResult {
     let dir = tempfile::tempdir()?;
     let secret_file = dir.path().join("hw-sk");
     std::fs::write(&secret_file, HW_SK)?;
-    let cfg = format!(
-        "refresh_interval: 1s\ntarget_label: full\nsources:\n\
-  - name: ali-v3\n    provider: alibaba\n    endpoint: {url}\n    credentials: {{access_key_id: {ALI_AK}, access_key_secret: {ALI_SK}, security_token: {TOKEN}}}\n\
-  - name: ali-v1\n    provider: alibaba\n    signature: v1\n    endpoint: {url}\n    credentials: {{access_key_id: {ALI_AK}, access_key_secret: {ALI_SK}, security_token: {TOKEN}}}\n\
-  - name: hw\n    provider: huawei\n    endpoint: {url}\n    credentials: {{access_key_id: {HW_AK}, access_key_secret_file: {file}, security_token: {TOKEN}}}\n",
-        url = sim.url(),
-        file = secret_file.display(),
-    );
+    let url = sim.url();
+    let file = secret_file.display();
+    let cfg = [
+        "refresh_interval: 1s".to_string(),
+        "target_label: full".into(),
+        "sources:".into(),
+        "  - name: ali-v3".into(),
+        "    provider: alibaba".into(),
+        format!("    endpoint: {url}"),
+        format!("    credentials: {{access_key_id: {ALI_AK}, access_key_secret: {ALI_SK}, security_token: {TOKEN}}}"),
+        "  - name: ali-v1".into(),
+        "    provider: alibaba".into(),
+        "    signature: v1".into(),
+        format!("    endpoint: {url}"),
+        format!("    credentials: {{access_key_id: {ALI_AK}, access_key_secret: {ALI_SK}, security_token: {TOKEN}}}"),
+        "  - name: hw".into(),
+        "    provider: huawei".into(),
+        format!("    endpoint: {url}"),
+        format!("    credentials: {{access_key_id: {HW_AK}, access_key_secret_file: {file}, security_token: {TOKEN}}}"),
+    ]
+    .join("\n");
     let exporter = Exporter::start(&cfg, &["--log.level", "trace"]);
     let mut seen = String::new();
     seen.push_str(&exporter.scrape().await);
@@ -518,6 +531,103 @@ async fn secrets_never_leave_the_process() -> TestResult {
     );
     for secret in [ALI_SK, HW_SK, TOKEN] {
         assert!(!seen.contains(secret), "secret {secret:?} leaked:\n{seen}");
+    }
+    Ok(())
+}
+
+/// `max_concurrent_requests` caps outbound requests across all sources, and a
+/// source's `rate_limit` spaces its own requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_concurrency_is_capped_and_rate_limits_space_requests() -> TestResult {
+    let sim = start_sim().await;
+    sim.sim.set_latency(Duration::from_millis(100));
+    let mut cfg = String::from("max_concurrent_requests: 2\nsources:\n");
+    for i in 0..8 {
+        let ak = format!("HWCAP{i:015}");
+        tenant(&sim.sim, &ak, HW_SK, &[(Dataset::HuaweiSent, 10)]);
+        cfg.push_str(&huawei_source(
+            &format!("hw-{i}"),
+            &sim.url(),
+            &ak,
+            HW_SK,
+            "sent",
+        ));
+    }
+    let exporter = Exporter::start(&cfg, &[]);
+    let text = exporter.scrape().await;
+    assert_eq!(
+        sum(&text, "handshake_source_up", &[]),
+        8.0,
+        "{}",
+        exporter.log()
+    );
+    assert_eq!(sim.sim.max_in_flight(), 2, "8 sources, cap 2");
+    drop(exporter);
+
+    // 1,000 invitations at limit 100 = 10 sequential calls, at most 5 per second.
+    sim.sim.set_latency(Duration::ZERO);
+    tenant(&sim.sim, HW_AK, HW_SK, &[(Dataset::HuaweiSent, 1000)]);
+    let limited = huawei_source("limited", &sim.url(), HW_AK, HW_SK, "sent").replace(
+        "    credentials:",
+        "    limit: 100\n    rate_limit: 5\n    credentials:",
+    );
+    let exporter = Exporter::start(&format!("sources:\n{limited}"), &[]);
+    let text = exporter.scrape().await;
+    assert_eq!(
+        sum(&text, "handshake_invitations", &[("source", "limited")]),
+        1000.0
+    );
+    let took = value(
+        &text,
+        "handshake_source_refresh_duration_seconds",
+        &[("source", "limited")],
+    )
+    .unwrap_or(0.0);
+    assert!(
+        took >= 1.75,
+        "10 requests at 5/s take at least 1.8 s, took {took}"
+    );
+    Ok(())
+}
+
+/// `--web.max-requests` caps concurrent scrapes: the one over the cap gets 503
+/// instead of queueing behind a slow refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrapes_over_the_cap_get_503_and_json_logs_are_json() -> TestResult {
+    let sim = start_sim().await;
+    tenant(&sim.sim, HW_AK, HW_SK, &[(Dataset::HuaweiSent, 10)]);
+    sim.sim.set_latency(Duration::from_millis(1_500));
+    let cfg = format!(
+        "sources:\n{}",
+        huawei_source("hw", &sim.url(), HW_AK, HW_SK, "sent")
+    );
+    let exporter = Exporter::start(&cfg, &["--web.max-requests", "1", "--log.format", "json"]);
+    let url = exporter.url("/metrics");
+    let slow = tokio::spawn({
+        let url = url.clone();
+        async move { get(&url).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = get(&url).await;
+    assert_eq!(status, 503, "second concurrent scrape: {body}");
+    let (status, body) = slow.await?;
+    assert_eq!(status, 200);
+    assert_eq!(
+        sum(&body, "handshake_invitations", &[("source", "hw")]),
+        10.0
+    );
+    assert_eq!(get(&url).await.0, 200, "the slot is free again");
+
+    let log = exporter.log();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("{e}: {line}"))?;
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
     }
     Ok(())
 }
