@@ -450,21 +450,17 @@ fn list(
     }
     let start = usize::try_from((page_number - 1).saturating_mul(page_size)).unwrap_or(usize::MAX);
     let len = usize::try_from(page_size).unwrap_or(usize::MAX);
-    // Slice under the lock: copying only the page keeps big datasets cheap to page.
+    // Slice under the lock: copying only the page keeps big datasets cheap to page,
+    // and its JSON is built after the lock (shared by every tenant) is released.
     let found = sim
         .with_tenant(&call.access_key_id, |t| {
             t.datasets.get(&dataset).map(|all| {
                 let end = start.saturating_add(len).min(all.len());
-                let page: Vec<Value> = all
-                    .get(start..end)
-                    .unwrap_or(&[])
-                    .iter()
-                    .map(handshake_json)
-                    .collect();
-                (all.len(), page)
+                (all.len(), all.get(start..end).unwrap_or(&[]).to_vec())
             })
         })
-        .flatten();
+        .flatten()
+        .map(|(total, page)| (total, page.iter().map(handshake_json).collect::<Vec<_>>()));
     let (total, page) = match found {
         Some(found) => found,
         None if dataset == Dataset::AlibabaResourceDirectory => {

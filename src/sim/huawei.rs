@@ -149,8 +149,16 @@ async fn answer(sim: &Sim, req: &SimRequest, request_id: &str) -> SimResponse {
     let access_key_id = &authorization.access_key_id;
     let body = match route {
         Route::List(dataset) => {
-            let items = sim.dataset(access_key_id, dataset);
-            match list_page(&req.query, dataset, &items, fault) {
+            // Only the page is copied, under the lock; its JSON is built outside it.
+            let items = |offset: usize, limit: usize| {
+                sim.with_tenant(access_key_id, |t| {
+                    let all = t.dataset(dataset);
+                    let page = all.iter().skip(offset).take(limit).cloned().collect();
+                    (all.len(), page)
+                })
+                .unwrap_or_default()
+            };
+            match list_page_with(&req.query, dataset, items, fault) {
                 Ok(body) => body,
                 Err(message) => return error(400, INVALID_PARAMETER, &message, request_id),
             }
@@ -246,10 +254,26 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The body of one list page, or the reason the parameters are invalid.
+#[cfg(test)]
 fn list_page(
     raw_query: &str,
     dataset: Dataset,
     items: &[Handshake],
+    fault: Option<&FaultKind>,
+) -> Result<Value, String> {
+    let slice = |offset: usize, limit: usize| {
+        let page = items.iter().skip(offset).take(limit).cloned().collect();
+        (items.len(), page)
+    };
+    list_page_with(raw_query, dataset, slice, fault)
+}
+
+/// [`list_page`] over a dataset reached through `items(offset, limit)`, which
+/// returns the dataset's length and that page of it.
+fn list_page_with(
+    raw_query: &str,
+    dataset: Dataset,
+    items: impl FnOnce(usize, usize) -> (usize, Vec<Handshake>),
     fault: Option<&FaultKind>,
 ) -> Result<Value, String> {
     let query = parse_query(raw_query, false);
@@ -275,18 +299,14 @@ fn list_page(
             decode_marker(dataset, marker).ok_or_else(|| format!("unknown marker {marker:?}"))?
         }
     };
-    let page: Vec<Value> = items
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(handshake_dto)
-        .collect();
+    let (total, items) = items(offset, limit);
+    let page: Vec<Value> = items.iter().map(handshake_dto).collect();
     let end = offset.saturating_add(page.len());
     let next_marker = if fault == Some(&FaultKind::Lie) {
         // Always the first page's marker: a client that does not notice loops forever.
         Some(encode_marker(dataset, limit))
     } else {
-        (end < items.len()).then(|| encode_marker(dataset, end))
+        (end < total).then(|| encode_marker(dataset, end))
     };
     let current_count = page.len();
     let handshakes = if fault == Some(&FaultKind::WrongShape) {
