@@ -6,9 +6,10 @@ use crate::error::{ApiError, Reason};
 use crate::model::{Handshake, Provider, Status, TargetType, parse_time};
 use crate::transport::retry_after_hint;
 use reqwest::header::HeaderMap;
-use serde::de::Error as _;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use std::fmt;
 use std::sync::Arc;
 
 /// Throttling code of the API gateway in front of the service (believed, not
@@ -61,21 +62,192 @@ pub struct TargetDto {
 /// A [`HandshakeDto`] that only deserializes from a JSON object: serde's derived
 /// struct visitor would also take an array (as a tuple of fields), turning a wrong
 /// shape into an invitation full of nothing.
+///
+/// Read straight from the parser, field by field, with the same tolerance as the
+/// derived `HandshakeDto` (and, like a JSON object read whole, the last of repeated
+/// keys wins): going through a `serde_json::Value` first allocated every key and
+/// value twice, which made a 2,000-invitation page cost several milliseconds and
+/// left the heap fragmented after a refresh.
 #[derive(Debug)]
 struct ObjectDto(HandshakeDto);
 
+/// The fields of a `HandshakeDto`, read without allocating the key.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum Field {
+    Id,
+    Urn,
+    UpdatedAt,
+    CreatedAt,
+    ExpiredAt,
+    ManagementAccountId,
+    ManagementAccountName,
+    OrganizationId,
+    Notes,
+    Target,
+    Status,
+    #[serde(other)]
+    Other,
+}
+
 impl<'de> Deserialize<'de> for ObjectDto {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match Value::deserialize(d)? {
-            object @ Value::Object(_) => HandshakeDto::deserialize(object)
-                .map(ObjectDto)
-                .map_err(D::Error::custom),
-            other => Err(D::Error::custom(format_args!(
-                "a handshake is a {}, not an object",
-                json_kind(&other)
-            ))),
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = HandshakeDto;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a handshake object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<HandshakeDto, A::Error> {
+                let mut dto = HandshakeDto::default();
+                while let Some(field) = map.next_key::<Field>()? {
+                    let slot = match field {
+                        Field::Id => &mut dto.id,
+                        Field::Urn => &mut dto.urn,
+                        Field::UpdatedAt => &mut dto.updated_at,
+                        Field::CreatedAt => &mut dto.created_at,
+                        Field::ExpiredAt => &mut dto.expired_at,
+                        Field::ManagementAccountId => &mut dto.management_account_id,
+                        Field::ManagementAccountName => &mut dto.management_account_name,
+                        Field::OrganizationId => &mut dto.organization_id,
+                        Field::Notes => &mut dto.notes,
+                        Field::Status => &mut dto.status,
+                        Field::Target => {
+                            dto.target = map.next_value::<LenientTarget>()?.0;
+                            continue;
+                        }
+                        Field::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = map.next_value::<LenientText>()?.0;
+                }
+                Ok(dto)
+            }
         }
+        d.deserialize_map(ObjectVisitor).map(ObjectDto)
     }
+}
+
+/// Any JSON value, kept as text when it is a scalar: what [`value_text`] makes of a
+/// `Value`, without building the `Value`.
+struct LenientText(Option<String>);
+
+impl<'de> Deserialize<'de> for LenientText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Option<String>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Some(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Some(v))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Some(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Some(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Some(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                // serde_json's own float text, as `Number::to_string` gives it.
+                Ok(serde_json::Number::from_f64(v).map(|n| n.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(self)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+        }
+        d.deserialize_any(TextVisitor).map(LenientText)
+    }
+}
+
+/// `target`: an object's `type` and `entity` as lenient text (last of repeated keys
+/// wins); anything else is no target.
+struct LenientTarget(Option<TargetDto>);
+
+impl<'de> Deserialize<'de> for LenientTarget {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TargetVisitor;
+        impl<'de> Visitor<'de> for TargetVisitor {
+            type Value = Option<TargetDto>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut target = TargetDto::default();
+                while let Some(key) = map.next_key::<TargetField>()? {
+                    match key {
+                        TargetField::Type => target.kind = map.next_value::<LenientText>()?.0,
+                        TargetField::Entity => target.entity = map.next_value::<LenientText>()?.0,
+                        TargetField::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Some(target))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(self)
+            }
+        }
+        d.deserialize_any(TargetVisitor).map(LenientTarget)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum TargetField {
+    Type,
+    Entity,
+    #[serde(other)]
+    Other,
 }
 
 /// ListHandshakes / ListReceivedHandshakes body.
@@ -556,5 +728,111 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    /// The streaming reader gives exactly what reading the object into a `Value`
+    /// and then through the derived (lenient) `HandshakeDto` gave.
+    fn same_as_through_a_value(object: &str) -> Result<(), String> {
+        let streamed = serde_json::from_str::<ObjectDto>(object)
+            .map(|ObjectDto(dto)| format!("{dto:?}"))
+            .map_err(|e| e.to_string());
+        let via_value = serde_json::from_str::<Value>(object)
+            .map_err(|e| e.to_string())
+            .and_then(|v| match v {
+                v @ Value::Object(_) => HandshakeDto::deserialize(v)
+                    .map(|dto| format!("{dto:?}"))
+                    .map_err(|e| e.to_string()),
+                _ => Err("not an object".into()),
+            });
+        match (streamed, via_value) {
+            (Ok(a), Ok(b)) if a == b => Ok(()),
+            (Err(_), Err(_)) => Ok(()),
+            (a, b) => Err(format!("{object}: streamed {a:?}, via Value {b:?}")),
+        }
+    }
+
+    #[test]
+    fn streaming_reads_objects_like_the_value_path() -> Result<(), String> {
+        for object in [
+            r#"{"id":"h-1","status":"pending","target":{"type":"account","entity":"42"}}"#,
+            r#"{"id":7,"notes":-3,"status":true,"urn":1.5,"created_at":1e21,"expired_at":-0.0}"#,
+            r#"{"id":null,"notes":[1,{"a":2}],"status":{"x":[]},"target":[1]}"#,
+            r#"{"target":{"type":1,"entity":false,"extra":{"deep":[null]}},"unknown":{"a":[1,2]}}"#,
+            r#"{"target":"account","organization_id":"o-\u00e9\n"}"#,
+            r#"{"id":"first","id":"second","target":{"type":"a","type":"name"}}"#,
+            r#"{"target":{"type":"a"},"target":null}"#,
+            r#"{"management_account_id":18446744073709551615,"management_account_name":-9223372036854775808}"#,
+            r#"{}"#,
+            r#"[]"#,
+            r#"["h-1"]"#,
+            r#"null"#,
+            r#""h-1""#,
+        ] {
+            same_as_through_a_value(object)?;
+        }
+        // Random objects over the real field names.
+        let mut rng = fastrand::Rng::with_seed(5);
+        let keys = [
+            "id",
+            "urn",
+            "updated_at",
+            "created_at",
+            "expired_at",
+            "management_account_id",
+            "management_account_name",
+            "organization_id",
+            "notes",
+            "target",
+            "status",
+            "type",
+            "entity",
+            "other",
+        ];
+        fn value(rng: &mut fastrand::Rng, keys: &[&str], depth: u32) -> String {
+            match rng.u8(..if depth > 2 { 7 } else { 9 }) {
+                0 => "null".into(),
+                1 => rng.bool().to_string(),
+                2 => rng.i64(..).to_string(),
+                3 => rng.u64(..).to_string(),
+                4 => format!("{:e}", rng.f64() * 1e10 - 5e9),
+                5 => format!("{}", rng.f64()),
+                6 => {
+                    serde_json::to_string(&format!("s{}\u{e9}\"", rng.u32(..))).unwrap_or_default()
+                }
+                7 => format!(
+                    "[{}]",
+                    (0..rng.usize(..3))
+                        .map(|_| value(rng, keys, depth + 1))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+                _ => format!(
+                    "{{{}}}",
+                    (0..rng.usize(..5))
+                        .map(|_| format!(
+                            "\"{}\":{}",
+                            keys[rng.usize(..keys.len())],
+                            value(rng, keys, depth + 1)
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            }
+        }
+        for _ in 0..5_000 {
+            let object = format!(
+                "{{{}}}",
+                (0..rng.usize(..8))
+                    .map(|_| format!(
+                        "\"{}\":{}",
+                        keys[rng.usize(..keys.len())],
+                        value(&mut rng, &keys, 0)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            same_as_through_a_value(&object)?;
+        }
+        Ok(())
     }
 }
