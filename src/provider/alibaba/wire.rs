@@ -116,31 +116,32 @@ struct ListEnvelope {
 
 /// Parse a list page.
 pub fn parse_list_page(body: &[u8]) -> Result<ListPage, WireError> {
-    let object = parse_object(body)?;
+    let mut object = parse_object(body)?;
     let has_data = ["Handshakes", "TotalCount", "PageNumber", "PageSize"]
         .iter()
         .any(|k| object.get(*k).is_some_and(|v| !v.is_null()));
     if !has_data && let Some(error) = error_document(&object) {
         return Err(WireError::ApiError(error));
     }
-    let handshakes = object.get("Handshakes").cloned();
+    // Taken out rather than cloned: the envelope has no use for it.
+    let handshakes = object.remove("Handshakes");
     // Deserializing from the map (not the whole value) keeps serde from reading an
     // array positionally as a struct.
     let envelope: ListEnvelope = serde_json::from_value(Value::Object(object))
         .map_err(|e| WireError::Shape(format!("list envelope: {e}")))?;
     let items = match handshakes {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Object(wrapper)) => match wrapper.get("Handshake") {
+        Some(Value::Object(mut wrapper)) => match wrapper.remove("Handshake") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(list)) => list
-                .iter()
+                .into_iter()
                 .enumerate()
-                .map(|(i, item)| parse_item(item, &format!("Handshakes.Handshake[{i}]")))
+                .map(|(i, item)| parse_item(item, || format!("Handshakes.Handshake[{i}]")))
                 .collect::<Result<_, _>>()?,
             Some(other) => {
                 return Err(WireError::Shape(format!(
                     "Handshakes.Handshake is {}, expected an array",
-                    kind(other)
+                    kind(&other)
                 )));
             }
         },
@@ -162,16 +163,16 @@ pub fn parse_list_page(body: &[u8]) -> Result<ListPage, WireError> {
 
 /// Parse a GetHandshake answer: `{"RequestId": …, "Handshake": {…}}`.
 pub fn parse_get(body: &[u8]) -> Result<WireHandshake, WireError> {
-    let object = parse_object(body)?;
-    match object.get("Handshake") {
-        Some(item @ Value::Object(_)) => parse_item(item, "Handshake"),
+    let mut object = parse_object(body)?;
+    match object.remove("Handshake") {
+        Some(item @ Value::Object(_)) => parse_item(item, || "Handshake".to_string()),
         None | Some(Value::Null) => match error_document(&object) {
             Some(error) => Err(WireError::ApiError(error)),
             None => Err(WireError::Shape("no Handshake object in the answer".into())),
         },
         Some(other) => Err(WireError::Shape(format!(
             "Handshake is {}, expected an object",
-            kind(other)
+            kind(&other)
         ))),
     }
 }
@@ -230,14 +231,17 @@ fn parse_object(body: &[u8]) -> Result<Map<String, Value>, WireError> {
     }
 }
 
-fn parse_item(item: &Value, at: &str) -> Result<WireHandshake, WireError> {
+/// `at` names the item in an error; it is only formatted when there is one.
+fn parse_item(item: Value, at: impl Fn() -> String) -> Result<WireHandshake, WireError> {
     if !item.is_object() {
         return Err(WireError::Shape(format!(
-            "{at} is {}, expected an object",
-            kind(item)
+            "{} is {}, expected an object",
+            at(),
+            kind(&item)
         )));
     }
-    WireHandshake::deserialize(item).map_err(|e| WireError::Shape(format!("{at}: {e}")))
+    // Owned: the strings move into the item instead of being copied.
+    WireHandshake::deserialize(item).map_err(|e| WireError::Shape(format!("{}: {e}", at())))
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -269,6 +273,8 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
             "expected a string, found {}",
             kind(&value)
         ))),
+        // Moved, not copied.
+        Value::String(s) => Ok(Some(s)),
         scalar => Ok(scalar_to_string(&scalar)),
     }
 }
