@@ -4,7 +4,9 @@
 //! - `metrics_body/N`: the whole `/metrics` body (render + the exporter's registry);
 //! - `gzip/10000`: compressing the 10,000-invitation body as `/metrics` does;
 //! - `sign/*`: signing one list request;
-//! - `parse/*`: parsing one full list page (the wire functions the clients call).
+//! - `registry/*`: the exporter's own registry (with and without `process_*`);
+//! - `parse/*`: parsing one full list page (the wire functions the clients call):
+//!   100 Alibaba invitations, 2,000 Huawei ones.
 //!
 //! Run with `cargo bench --bench hot`; `cargo test --benches` runs each once.
 
@@ -15,6 +17,7 @@ use handshake_exporter::config::Config;
 use handshake_exporter::http;
 use handshake_exporter::metrics::ExporterMetrics;
 use handshake_exporter::model::Provider;
+use handshake_exporter::provider::alibaba::{self, sign as ali_sign, wire as ali_wire};
 use handshake_exporter::provider::huawei::{self, sign as hw_sign, wire as hw_wire};
 use handshake_exporter::render::{self, RenderOptions};
 use handshake_exporter::sim::{Dataset, data};
@@ -131,14 +134,17 @@ fn bench_sign(c: &mut Criterion) {
     let mut group = c.benchmark_group("sign");
     let query = vec![
         ("limit".to_string(), "2000".to_string()),
-        (
-            "marker".to_string(),
-            "mk/2000+0123456789ab=~ é".to_string(),
-        ),
+        ("marker".to_string(), "mk/2000+0123456789ab=~ é".to_string()),
     ];
     let headers = vec![
-        ("Host".to_string(), "organizations.myhuaweicloud.com".to_string()),
-        (hw_sign::DATE_HEADER.to_string(), "20240501T120000Z".to_string()),
+        (
+            "Host".to_string(),
+            "organizations.myhuaweicloud.com".to_string(),
+        ),
+        (
+            hw_sign::DATE_HEADER.to_string(),
+            "20240501T120000Z".to_string(),
+        ),
         ("Content-Type".to_string(), "application/json".to_string()),
         (
             "X-Domain-Id".to_string(),
@@ -161,6 +167,28 @@ fn bench_sign(c: &mut Criterion) {
             .expect("valid date header")
         })
     });
+    let query = [("PageNumber", "2"), ("PageSize", "100")];
+    let headers = [
+        ("host", "resourcemanager.aliyuncs.com"),
+        ("x-acs-action", alibaba::ACTION_LIST_FOR_RESOURCE_DIRECTORY),
+        ("x-acs-version", alibaba::API_VERSION),
+        ("x-acs-date", "2024-05-01T12:00:00Z"),
+        ("x-acs-signature-nonce", "3156853299f313e23d1673dc12e1703d"),
+        ("x-acs-content-sha256", ali_sign::EMPTY_BODY_SHA256),
+    ];
+    group.bench_function("alibaba_acs3_hmac_sha256", |b| {
+        b.iter(|| {
+            ali_sign::sign_acs3(black_box(&ali_sign::Acs3Request {
+                method: "POST",
+                path: "/",
+                query: &query,
+                headers: &headers,
+                body: b"",
+                access_key_id: "LTAIdemoAlibaba00001",
+                access_key_secret: "demo-alibaba-secret-not-real",
+            }))
+        })
+    });
     group.finish();
 }
 
@@ -174,9 +202,35 @@ fn bench_parse(c: &mut Criterion) {
     });
     let body = serde_json::to_vec(&page).expect("serialise a JSON value");
     let source: Arc<str> = Arc::from("huawei-sent");
+
+    let ali_items = data::generate(Dataset::AlibabaResourceDirectory, 100, 12, now);
+    let ali_page = serde_json::json!({
+        "RequestId": "9B34724D-54B0-4A51-B34D-4512372FE1BE",
+        "TotalCount": 1000,
+        "PageNumber": 2,
+        "PageSize": 100,
+        "Handshakes": {"Handshake": ali_items.iter().map(handshake_exporter::sim::alibaba::handshake_json).collect::<Vec<_>>()},
+    });
+    let ali_body = serde_json::to_vec(&ali_page).expect("serialise a JSON value");
+    group.throughput(Throughput::Elements(ali_items.len() as u64));
+    group.bench_function("alibaba_page_100", |b| {
+        b.iter(|| ali_wire::parse_list_page(black_box(&ali_body)).expect("valid page"))
+    });
+    group.bench_function("alibaba_page_100_to_model", |b| {
+        b.iter(|| {
+            let page = ali_wire::parse_list_page(black_box(&ali_body)).expect("valid page");
+            page.items
+                .into_iter()
+                .filter_map(|item| item.into_handshake(source.clone()))
+                .count()
+        })
+    });
+
     group.throughput(Throughput::Elements(items.len() as u64));
     group.bench_function("huawei_page_2000", |b| {
-        b.iter(|| hw_wire::parse_list(huawei::ACTION_LIST_SENT, black_box(&body)).expect("valid page"))
+        b.iter(|| {
+            hw_wire::parse_list(huawei::ACTION_LIST_SENT, black_box(&body)).expect("valid page")
+        })
     });
     group.bench_function("huawei_page_2000_to_model", |b| {
         b.iter(|| {

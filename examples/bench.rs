@@ -102,7 +102,15 @@ fn source(name: &str, provider: Provider, endpoint: &str, ak: &str) -> SourceCon
 
 /// An app whose data is always stale, so that every `fresh_views` refreshes.
 fn app(sources: Vec<SourceConfig>) -> Res<Arc<App>> {
+    app_with(
+        sources,
+        Config::with_sources(Vec::new()).max_concurrent_requests,
+    )
+}
+
+fn app_with(sources: Vec<SourceConfig>, max_concurrent_requests: usize) -> Res<Arc<App>> {
     let mut config = Config::with_sources(sources);
+    config.max_concurrent_requests = max_concurrent_requests;
     config.refresh_interval = Duration::ZERO;
     config.refresh_timeout = Duration::from_secs(60);
     Ok(App::new(
@@ -203,13 +211,7 @@ async fn bench_refresh(server: &SimServer, runs: usize) -> Res<String> {
                 // A new app per cell: the first run pays for the connection, as a
                 // freshly started exporter would.
                 let app = app(vec![source("s", provider, &server.url(), &ak)])?;
-                let r = refresh_runs(
-                    &server.sim,
-                    &app,
-                    &[(ak.clone(), provider, n)],
-                    runs,
-                )
-                .await;
+                let r = refresh_runs(&server.sim, &app, &[(ak.clone(), provider, n)], runs).await;
                 let expected = n.div_ceil(page_size(provider)).max(1);
                 match &r.error {
                     Some(e) => out.push_str(&format!(
@@ -248,33 +250,41 @@ async fn bench_many_sources(server: &SimServer, runs: usize) -> Res<String> {
             tenants.push((ak, provider, N));
         }
     }
-    server.sim.set_latency(Duration::from_millis(50));
-    let app = app(sources)?;
-    let r = refresh_runs(&server.sim, &app, &tenants, runs).await;
-    server.sim.set_latency(Duration::ZERO);
     let mut out = String::from(
         "### Refresh (library, 20 sources at once: 10 per provider, 1,000 invitations each, 50 ms latency)\n\n\
-         | sources | list calls / refresh (per Alibaba source) | (per Huawei source) | all sources p50 ms | min ms | max ms |\n\
+         | max_concurrent_requests | list calls / refresh (per Alibaba source) | (per Huawei source) | all sources p50 ms | min ms | max ms |\n\
          |---:|---:|---:|---:|---:|---:|\n",
     );
-    let per = |p: Provider| {
-        calls_cell(r.calls.iter().flat_map(|run| {
-            run.iter()
-                .zip(&tenants)
-                .filter(move |(_, t)| t.1 == p)
-                .map(|(c, _)| *c)
-        }))
-    };
-    match &r.error {
-        Some(e) => out.push_str(&format!("| 20 | failed: {e} | | | | |\n")),
-        None => out.push_str(&format!(
-            "| 20 | {} | {} | {} | {} | {} |\n",
-            per(Provider::Alibaba),
-            per(Provider::Huawei),
-            ms(r.median),
-            ms(r.min),
-            ms(r.max)
-        )),
+    let default_cap = Config::with_sources(Vec::new()).max_concurrent_requests;
+    for cap in [default_cap, 64, 128] {
+        server.sim.set_latency(Duration::from_millis(50));
+        let app = app_with(sources.clone(), cap)?;
+        let r = refresh_runs(&server.sim, &app, &tenants, runs).await;
+        server.sim.set_latency(Duration::ZERO);
+        let per = |p: Provider| {
+            calls_cell(r.calls.iter().flat_map(|run| {
+                run.iter()
+                    .zip(&tenants)
+                    .filter(move |(_, t)| t.1 == p)
+                    .map(|(c, _)| *c)
+            }))
+        };
+        let label = if cap == default_cap {
+            format!("{cap} (default)")
+        } else {
+            cap.to_string()
+        };
+        match &r.error {
+            Some(e) => out.push_str(&format!("| {label} | failed: {e} | | | | |\n")),
+            None => out.push_str(&format!(
+                "| {label} | {} | {} | {} | {} | {} |\n",
+                per(Provider::Alibaba),
+                per(Provider::Huawei),
+                ms(r.median),
+                ms(r.min),
+                ms(r.max)
+            )),
+        }
     }
     Ok(out)
 }

@@ -425,9 +425,10 @@ fn render_per_invitation(
                 match value {
                     Value::Expiry | Value::Created => write_int(out, time.timestamp()),
                     // Milliseconds, rounded as the seconds value always was.
-                    Value::ExpiresIn => {
-                        write_millis(out, ((time.timestamp() as f64 - now) * 1000.0).round() as i64)
-                    }
+                    Value::ExpiresIn => write_millis(
+                        out,
+                        ((time.timestamp() as f64 - now) * 1000.0).round() as i64,
+                    ),
                 }
                 out.push(b'\n');
             }
@@ -689,7 +690,12 @@ mod tests {
     fn number_writers_print_what_fmt_prints() {
         let mut rng = fastrand::Rng::with_seed(3);
         let mut fixed = vec![0, 1, -1, 999, -999, 1000, -1000, 1500, -1500, 1_050, 1_005];
-        fixed.extend([i64::MAX, i64::MIN, 999_999_999_999_999, -999_999_999_999_999]);
+        fixed.extend([
+            i64::MAX,
+            i64::MIN,
+            999_999_999_999_999,
+            -999_999_999_999_999,
+        ]);
         fixed.extend([1_000_000_000_000_000, 123_456_789_012_345_678]);
         let random = (0..200_000).map(|i| match i % 4 {
             0 => rng.i64(-100_000..100_000),
@@ -796,7 +802,17 @@ mod tests {
         let now = now_t.timestamp_millis() as f64 / 1000.0 + 0.000_4;
         let mut odd = data::generate(Dataset::AlibabaResourceDirectory, 300, 9, now_t);
         // Values that need escaping or masking edge cases, in every field.
-        let weird = ["a\\b", "q\"uote", "new\nline", "é", "ab", "abcdé@x\"y", "@", "", "日本語です"];
+        let weird = [
+            "a\\b",
+            "q\"uote",
+            "new\nline",
+            "é",
+            "ab",
+            "abcdé@x\"y",
+            "@",
+            "",
+            "日本語です",
+        ];
         for (i, h) in odd.iter_mut().enumerate().take(weird.len() * 4) {
             let w = weird[i % weird.len()];
             match i / weird.len() {
@@ -815,7 +831,11 @@ mod tests {
         second.name = Arc::from("hw \"recv\"\n");
         second.provider = Provider::Huawei;
         let sources = [view(odd), second];
-        for per_invitation in [PerInvitation::Pending, PerInvitation::All, PerInvitation::None] {
+        for per_invitation in [
+            PerInvitation::Pending,
+            PerInvitation::All,
+            PerInvitation::None,
+        ] {
             for target_label in [TargetLabel::Masked, TargetLabel::Full, TargetLabel::None] {
                 let o = RenderOptions {
                     per_invitation,
@@ -849,7 +869,11 @@ mod tests {
                 assert!(out.capacity() < 2 * want, "{n}: grew past the estimate");
                 // Room for the registry, and not much more.
                 assert!(out.len() + 8_192 <= want, "{n}: {want} for {}", out.len());
-                assert!(want <= out.len() * 5 / 4 + 40_000, "{n}: {want} for {}", out.len());
+                assert!(
+                    want <= out.len() * 5 / 4 + 40_000,
+                    "{n}: {want} for {}",
+                    out.len()
+                );
             }
         }
     }
