@@ -152,59 +152,117 @@ fn write_value(out: &mut Vec<u8>, v: f64) {
     }
 }
 
-/// An integer in decimal, without going through `fmt`.
-fn write_int(out: &mut Vec<u8>, v: i64) {
-    if v < 0 {
-        out.push(b'-');
-    }
-    write_uint(out, v.unsigned_abs());
+/// Decimal text built right to left in a stack buffer, then appended with one copy
+/// (a scrape writes thousands of numbers; `fmt` costs several times more).
+struct Num {
+    buf: [u8; 32],
+    start: usize,
 }
 
-fn write_uint(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+impl Num {
+    fn new() -> Num {
+        Num {
+            buf: [0; 32],
+            start: 32,
         }
     }
-    out.extend_from_slice(&buf[i..]);
+
+    /// At most 26 bytes are ever pushed (sign, 20 digits, point, 3 decimals, newline).
+    fn push_front(&mut self, b: u8) {
+        self.start -= 1;
+        self.buf[self.start] = b;
+    }
+
+    fn uint(&mut self, mut n: u64) {
+        loop {
+            self.push_front(b'0' + (n % 10) as u8);
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+    }
+
+    fn int(&mut self, v: i64) {
+        self.uint(v.unsigned_abs());
+        if v < 0 {
+            self.push_front(b'-');
+        }
+    }
+
+    /// `millis / 1000` with its trailing zeros dropped; `millis` below 10^15.
+    fn millis(&mut self, millis: i64) {
+        let abs = millis.unsigned_abs();
+        let mut frac = abs % 1000;
+        if frac != 0 {
+            let mut digits = 3;
+            while frac % 10 == 0 {
+                frac /= 10;
+                digits -= 1;
+            }
+            for _ in 0..digits {
+                self.push_front(b'0' + (frac % 10) as u8);
+                frac /= 10;
+            }
+            self.push_front(b'.');
+        }
+        self.uint(abs / 1000);
+        if millis < 0 {
+            self.push_front(b'-');
+        }
+    }
+
+    fn append_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.buf[self.start..]);
+    }
 }
 
-/// `millis / 1000` as `write_value` would print that f64, without `fmt`: below 10^15
-/// (15 significant digits) the shortest decimal that round-trips is exactly the
-/// number with its trailing zeros dropped.
+/// An integer in decimal, without going through `fmt`.
+fn write_int(out: &mut Vec<u8>, v: i64) {
+    let mut n = Num::new();
+    n.int(v);
+    n.append_to(out);
+}
+
+/// `v` and a newline.
+fn int_line(out: &mut Vec<u8>, v: i64) {
+    let mut n = Num::new();
+    n.push_front(b'\n');
+    n.int(v);
+    n.append_to(out);
+}
+
+/// Whether [`Num::millis`] prints `millis / 1000` exactly as `write_value` would:
+/// below 10^15 (15 significant digits) the shortest decimal that round-trips is the
+/// number itself with its trailing zeros dropped.
+fn millis_fit(millis: i64) -> bool {
+    millis.unsigned_abs() < 1_000_000_000_000_000
+}
+
+/// `millis / 1000` as `write_value` would print that f64, without `fmt`.
+#[cfg(test)]
 fn write_millis(out: &mut Vec<u8>, millis: i64) {
-    if millis.unsigned_abs() >= 1_000_000_000_000_000 {
-        // 10^15 and beyond: let `fmt` decide, as it always did.
+    if !millis_fit(millis) {
         write_value(out, millis as f64 / 1000.0);
         return;
     }
-    if millis < 0 {
-        out.push(b'-');
+    let mut n = Num::new();
+    n.millis(millis);
+    n.append_to(out);
+}
+
+/// `millis / 1000` and a newline.
+fn millis_line(out: &mut Vec<u8>, millis: i64) {
+    if !millis_fit(millis) {
+        // 10^15 and beyond: let `fmt` decide, as it always did.
+        write_value(out, millis as f64 / 1000.0);
+        out.push(b'\n');
+        return;
     }
-    let abs = millis.unsigned_abs();
-    write_uint(out, abs / 1000);
-    let frac = abs % 1000;
-    if frac != 0 {
-        let digits = [
-            b'0' + (frac / 100) as u8,
-            b'0' + (frac / 10 % 10) as u8,
-            b'0' + (frac % 10) as u8,
-        ];
-        let len = if frac % 100 == 0 {
-            1
-        } else if frac % 10 == 0 {
-            2
-        } else {
-            3
-        };
-        out.push(b'.');
-        out.extend_from_slice(&digits[..len]);
-    }
+    let mut n = Num::new();
+    n.push_front(b'\n');
+    n.millis(millis);
+    n.append_to(out);
 }
 
 fn wants_series(h: &Handshake, rule: PerInvitation) -> bool {
@@ -357,19 +415,40 @@ fn source_labels(s: &SourceView) -> Vec<u8> {
     labels
 }
 
-/// `name{provider="…",source="…",handshake_id="…",status="…",target_type="…"`: the
-/// start of every per-invitation line, without the closing brace.
-fn invitation_labels(out: &mut Vec<u8>, name: &str, source: &[u8], h: &Handshake) {
-    out.extend_from_slice(name.as_bytes());
-    out.push(b'{');
-    out.extend_from_slice(source);
-    out.extend_from_slice(b",handshake_id=\"");
-    escape_into(out, &h.id);
-    out.extend_from_slice(b"\",status=\"");
-    out.extend_from_slice(h.status.as_str().as_bytes());
-    out.extend_from_slice(b"\",target_type=\"");
-    out.extend_from_slice(h.target_type.as_str().as_bytes());
-    out.push(b'"');
+/// `name{provider="…",source="…",handshake_id="`: how every per-invitation line of
+/// a family and source starts.
+fn line_prefix(name: &str, source: &[u8]) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(name.len() + source.len() + 20);
+    prefix.extend_from_slice(name.as_bytes());
+    prefix.push(b'{');
+    prefix.extend_from_slice(source);
+    prefix.extend_from_slice(b",handshake_id=\"");
+    prefix
+}
+
+/// `",status="…",target_type="…"` and then `end`, for every status and target type
+/// (see [`tail`]): one copy per line instead of five.
+fn tails(end: &[u8]) -> Vec<Vec<u8>> {
+    let mut tails = Vec::with_capacity(Status::ALL.len() * TargetType::ALL.len());
+    for status in Status::ALL {
+        for t in TargetType::ALL {
+            let mut tail = Vec::with_capacity(48 + end.len());
+            tail.extend_from_slice(b"\",status=\"");
+            tail.extend_from_slice(status.as_str().as_bytes());
+            tail.extend_from_slice(b"\",target_type=\"");
+            tail.extend_from_slice(t.as_str().as_bytes());
+            tail.push(b'"');
+            tail.extend_from_slice(end);
+            tails.push(tail);
+        }
+    }
+    tails
+}
+
+fn tail<'a>(tails: &'a [Vec<u8>], h: &Handshake) -> &'a [u8] {
+    tails
+        .get(h.status.index() * TargetType::ALL.len() + h.target_type.index())
+        .map_or(&[], Vec::as_slice)
 }
 
 fn render_per_invitation(
@@ -381,7 +460,7 @@ fn render_per_invitation(
     if opts.per_invitation == PerInvitation::None {
         return;
     }
-    /// How a family's value is written for one invitation; `None` skips the line.
+    /// Which value a family's line carries.
     #[derive(Clone, Copy)]
     enum Value {
         Expiry,
@@ -406,10 +485,12 @@ fn render_per_invitation(
         ),
     ];
     let labels: Vec<Vec<u8>> = sources.iter().map(source_labels).collect();
+    let numeric_tails = tails(b"} ");
     for (name, help, value) in families {
         header(out, name, help);
         for (s, source) in sources.iter().zip(&labels) {
             let Some(snap) = &s.snapshot else { continue };
+            let prefix = line_prefix(name, source);
             for h in snap
                 .handshakes
                 .iter()
@@ -420,17 +501,17 @@ fn render_per_invitation(
                     Value::Created => h.created_at,
                 };
                 let Some(time) = time else { continue };
-                invitation_labels(out, name, source, h);
-                out.extend_from_slice(b"} ");
+                out.extend_from_slice(&prefix);
+                escape_into(out, &h.id);
+                out.extend_from_slice(tail(&numeric_tails, h));
                 match value {
-                    Value::Expiry | Value::Created => write_int(out, time.timestamp()),
+                    Value::Expiry | Value::Created => int_line(out, time.timestamp()),
                     // Milliseconds, rounded as the seconds value always was.
-                    Value::ExpiresIn => write_millis(
+                    Value::ExpiresIn => millis_line(
                         out,
                         ((time.timestamp() as f64 - now) * 1000.0).round() as i64,
                     ),
                 }
-                out.push(b'\n');
             }
         }
     }
@@ -439,15 +520,18 @@ fn render_per_invitation(
         "handshake_info",
         "Descriptive labels of an invitation (target masked by default); always 1. From the cached list action.",
     );
+    let info_tails = tails(b",target=\"");
     for (s, source) in sources.iter().zip(&labels) {
         let Some(snap) = &s.snapshot else { continue };
+        let prefix = line_prefix("handshake_info", source);
         for h in snap
             .handshakes
             .iter()
             .filter(|h| wants_series(h, opts.per_invitation))
         {
-            invitation_labels(out, "handshake_info", source, h);
-            out.extend_from_slice(b",target=\"");
+            out.extend_from_slice(&prefix);
+            escape_into(out, &h.id);
+            out.extend_from_slice(tail(&info_tails, h));
             write_target(out, h.target_entity.as_deref(), opts.target_label);
             out.extend_from_slice(b"\",directory_id=\"");
             escape_into(out, h.directory_id.as_deref().unwrap_or(""));
