@@ -10,7 +10,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --bin handshake_exporter --example bench
+# Two builds, not one: built together with the example, the binary would also get
+# the features that dev-dependencies turn on in shared crates (a bigger binary than
+# the one that ships).
+cargo build --release --bin handshake_exporter
+cargo build --release --example bench
 target_dir="${CARGO_TARGET_DIR:-target}"
 HANDSHAKE_EXPORTER_BIN="${HANDSHAKE_EXPORTER_BIN:-$target_dir/release/handshake_exporter}" \
   exec "$target_dir/release/examples/bench" "$@"
