@@ -285,8 +285,9 @@ async fn read_limited(mut resp: reqwest::Response) -> Result<Bytes, BodyError> {
         return Err(BodyError::TooLarge);
     }
     // Sized once from Content-Length when the server sends it (the simulator and both
-    // clouds do), instead of growing by doubling over a megabyte-sized page.
-    let expected = resp.content_length().unwrap_or(0) as usize;
+    // clouds do), instead of growing by doubling over a megabyte-sized page; a
+    // claimed length beyond any real page only pre-sizes 4 MiB.
+    let expected = resp.content_length().unwrap_or(0).min(4 << 20) as usize;
     let mut buf = bytes::BytesMut::with_capacity(expected);
     while let Some(chunk) = resp.chunk().await? {
         if buf.len() + chunk.len() > MAX_BODY_BYTES {
