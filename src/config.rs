@@ -173,7 +173,7 @@ impl Config {
             expiring_windows: default_windows(),
             per_invitation: PerInvitation::Pending,
             target_label: TargetLabel::Masked,
-            max_concurrent_requests: 16,
+            max_concurrent_requests: 64,
             sources,
             warnings: Vec::new(),
         }

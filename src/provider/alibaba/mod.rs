@@ -30,8 +30,10 @@ pub const ACTION_LIST_FOR_ACCOUNT: &str = "ListHandshakesForAccount";
 pub const ACTION_GET_HANDSHAKE: &str = "GetHandshake";
 
 /// Most requests of one refresh in flight at once (pages after the first, or ids).
-/// The transport's rate limit and global cap still apply on top.
-pub const MAX_IN_FLIGHT: usize = 8;
+/// Ten lets the nine pages after the first of a 1,000-invitation directory go out
+/// together: two round trips in all. The transport's rate limit and the
+/// process-wide cap still apply on top.
+pub const MAX_IN_FLIGHT: usize = 10;
 
 /// A TotalCount above this is not believed: no directory holds a million invitations,
 /// and trusting it would send ten thousand page requests.
