@@ -257,7 +257,7 @@ async fn bench_many_sources(server: &SimServer, runs: usize) -> Res<String> {
          |---:|---:|---:|---:|---:|---:|\n",
     );
     let default_cap = Config::with_sources(Vec::new()).max_concurrent_requests;
-    for cap in [default_cap, 64, 128] {
+    for cap in [16, default_cap, 128] {
         server.sim.set_latency(Duration::from_millis(50));
         let app = app_with(sources.clone(), cap)?;
         let r = refresh_runs(&server.sim, &app, &tenants, runs).await;
