@@ -155,6 +155,7 @@ async fn refresh_runs(
         }
         let started = Instant::now();
         let views = app
+            .runtime()
             .fresh_views(tokio::time::Instant::now() + Duration::from_secs(60))
             .await;
         times.push(started.elapsed());
@@ -647,7 +648,7 @@ async fn main() -> Res<()> {
     println!(
         "## handshake_exporter benchmark\n\n\
          Simulator in-process on 127.0.0.1; latency is added by the simulator to every API answer. \
-         Refresh times are the wall time of `App::fresh_views` (median of {runs} runs, the first of which \
+         Refresh times are the wall time of `Runtime::fresh_views` (median of {runs} runs, the first of which \
          opens the connections). Each load cell runs {rounds} rounds of {seconds} s with keep-alive \
          connections; the table shows the round with the median throughput.\n"
     );

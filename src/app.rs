@@ -24,6 +24,15 @@ impl Runtime {
     pub fn source(&self, name: &str) -> Option<&Arc<SourceCache>> {
         self.sources.iter().find(|s| *s.name == *name)
     }
+
+    /// Bring every source up to date (concurrently), waiting at most until `deadline`,
+    /// then return their views. A method of one runtime, so that a scrape renders the
+    /// sources of the same configuration whose options it uses, even across a reload.
+    pub async fn fresh_views(&self, deadline: Instant) -> Vec<SourceView> {
+        let waits = self.sources.iter().map(|s| s.ensure_fresh(deadline));
+        futures_util::future::join_all(waits).await;
+        self.sources.iter().map(|s| s.view()).collect()
+    }
 }
 
 /// Where the configuration comes from.
@@ -178,15 +187,6 @@ impl App {
             return;
         }
         *size = want;
-    }
-
-    /// Bring every source up to date (concurrently), waiting at most until `deadline`,
-    /// then return their views.
-    pub async fn fresh_views(&self, deadline: Instant) -> Vec<SourceView> {
-        let rt = self.runtime();
-        let waits = rt.sources.iter().map(|s| s.ensure_fresh(deadline));
-        futures_util::future::join_all(waits).await;
-        rt.sources.iter().map(|s| s.view()).collect()
     }
 }
 

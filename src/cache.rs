@@ -186,25 +186,14 @@ impl SourceCache {
             .refreshes
             .with_label_values(&[provider, &self.name])
             .inc();
-        // Done before taking the lock that every scrape's `view` takes too.
+        // Done before taking the lock that every scrape's `view` takes too: compaction,
+        // the failure counter and the log line (I/O) stay out of it.
         let result = result.map(|handshakes| self.prepare(handshakes));
-        let mut st = self.lock();
-        st.inflight = None;
-        st.last_attempt_end = Some(Instant::now());
-        st.last_duration = Some(took);
-        match result {
-            Ok(handshakes) => {
-                tracing::debug!(
-                    source = %self.name, provider, invitations = handshakes.len(),
-                    took_ms = took.as_millis() as u64, "refresh succeeded"
-                );
-                st.snapshot = Some(Arc::new(Snapshot {
-                    handshakes,
-                    fetched_at: unix_now(),
-                }));
-                st.up = true;
-                st.last_error = None;
-            }
+        match &result {
+            Ok(handshakes) => tracing::debug!(
+                source = %self.name, provider, invitations = handshakes.len(),
+                took_ms = took.as_millis() as u64, "refresh succeeded"
+            ),
             Err(e) => {
                 self.metrics
                     .refresh_failures
@@ -221,6 +210,22 @@ impl SourceCache {
                     error = %e,
                     "refresh failed; keeping the last good data"
                 );
+            }
+        }
+        let mut st = self.lock();
+        st.inflight = None;
+        st.last_attempt_end = Some(Instant::now());
+        st.last_duration = Some(took);
+        match result {
+            Ok(handshakes) => {
+                st.snapshot = Some(Arc::new(Snapshot {
+                    handshakes,
+                    fetched_at: unix_now(),
+                }));
+                st.up = true;
+                st.last_error = None;
+            }
+            Err(e) => {
                 st.up = false;
                 st.last_error = Some(e);
             }

@@ -185,7 +185,7 @@ async fn metrics(
         rt.config.default_scrape_timeout,
     );
     let views: Vec<SourceView> = match only {
-        None => app.fresh_views(deadline).await,
+        None => rt.fresh_views(deadline).await,
         Some(name) => match rt.source(name) {
             None => {
                 return respond(
@@ -281,7 +281,7 @@ async fn handshakes_json(app: &App, headers: &HeaderMap) -> Response<Body> {
         rt.config.scrape_timeout_offset,
         rt.config.default_scrape_timeout,
     );
-    let views = app.fresh_views(deadline).await;
+    let views = rt.fresh_views(deadline).await;
     let now = unix_now();
     let items: Vec<serde_json::Value> = views
         .iter()

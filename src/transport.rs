@@ -17,7 +17,7 @@ use tokio::time::Instant;
 /// Largest response body accepted; a larger one is a `bad_response`.
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
-/// Retry policy. Defaults: 4 attempts, 200 ms doubling to at most 5 s, full jitter.
+/// Retry policy. Defaults: 4 attempts, 200 ms doubling to at most 5 s, jitter between half and all of the step.
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
     pub max_attempts: u32,
@@ -36,18 +36,16 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Backoff before attempt `attempt + 1` (attempt counts from 1): full jitter over
-    /// `min(cap, base * 2^(attempt-1))`, but never less than the server's hint.
+    /// Backoff before attempt `attempt + 1` (attempt counts from 1): a random wait
+    /// between half and all of `min(cap, base * 2^(attempt-1))`, but never less than
+    /// the server's hint.
     pub fn backoff(&self, attempt: u32, hint: Option<Duration>) -> Duration {
         let exp = self
             .base
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
             .min(self.cap);
         let jittered = exp.mul_f64(0.5 + fastrand::f64() * 0.5);
-        match hint {
-            Some(h) => h.min(self.cap.max(h)).max(jittered),
-            None => jittered,
-        }
+        hint.map_or(jittered, |h| h.max(jittered))
     }
 }
 
@@ -240,7 +238,7 @@ impl Transport {
             }
             Ok(parts) => parts,
         };
-        self.count_request(action, itoa_status(status).as_str());
+        self.count_request(action, &status.to_string());
         tracing::trace!(
             source = %self.source, action, status,
             elapsed_ms = started.elapsed().as_millis() as u64, bytes = body.len(),
@@ -260,10 +258,6 @@ impl Transport {
             Err(err)
         }
     }
-}
-
-fn itoa_status(status: u16) -> String {
-    status.to_string()
 }
 
 enum BodyError {
