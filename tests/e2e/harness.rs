@@ -156,8 +156,13 @@ impl Exporter {
     }
 
     /// Send SIGTERM and wait for the exit status.
-    pub fn terminate(mut self) -> Option<i32> {
-        self.signal("TERM");
+    pub fn terminate(self) -> Option<i32> {
+        self.stop_with("TERM")
+    }
+
+    /// Send `sig` and wait (at most 10 s) for the exit status.
+    pub fn stop_with(mut self, sig: &str) -> Option<i32> {
+        self.signal(sig);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
