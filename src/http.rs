@@ -71,19 +71,32 @@ fn unix_now() -> f64 {
 }
 
 /// How long a scrape may wait for fresh data: Prometheus' advertised timeout minus
-/// the configured offset, or the configured default.
-pub fn scrape_deadline(headers: &HeaderMap, offset: Duration, default: Duration) -> Instant {
+/// the configured offset, or the configured default; never more than `max` (the
+/// refresh timeout: no refresh outlives it, so waiting longer gains nothing).
+///
+/// The header is client input: huge values (`1e19`, `1e300`), `NaN`, negatives and
+/// garbage must neither panic (`Duration::from_secs_f64` and `Instant + Duration`
+/// both do on overflow) nor hold a connection for longer than a refresh may take.
+pub fn scrape_deadline(
+    headers: &HeaderMap,
+    offset: Duration,
+    default: Duration,
+    max: Duration,
+) -> Instant {
     let advertised = headers
         .get("x-prometheus-scrape-timeout-seconds")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|v| v.is_finite() && *v > 0.0)
-        .map(Duration::from_secs_f64);
+        // Clamp before converting: a value beyond `max` is `max`.
+        .and_then(|v| Duration::try_from_secs_f64(v.min(max.as_secs_f64())).ok());
     let budget = match advertised {
         Some(t) => t.saturating_sub(offset).max(Duration::from_millis(100)),
         None => default,
-    };
-    Instant::now() + budget
+    }
+    .min(max);
+    let now = Instant::now();
+    now.checked_add(budget).unwrap_or(now)
 }
 
 /// Route one request.
@@ -183,6 +196,7 @@ async fn metrics(
         headers,
         rt.config.scrape_timeout_offset,
         rt.config.default_scrape_timeout,
+        rt.config.refresh_timeout,
     );
     let views: Vec<SourceView> = match only {
         None => rt.fresh_views(deadline).await,
@@ -280,6 +294,7 @@ async fn handshakes_json(app: &App, headers: &HeaderMap) -> Response<Body> {
         headers,
         rt.config.scrape_timeout_offset,
         rt.config.default_scrape_timeout,
+        rt.config.refresh_timeout,
     );
     let views = rt.fresh_views(deadline).await;
     let now = unix_now();
@@ -484,5 +499,47 @@ async fn serve_connection<IO>(
     if stopping {
         conn.as_mut().graceful_shutdown();
         let _ = conn.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deadline_for(value: &[u8]) -> Duration {
+        let mut h = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_bytes(value) {
+            h.insert("x-prometheus-scrape-timeout-seconds", v);
+        }
+        let start = Instant::now();
+        scrape_deadline(
+            &h,
+            Duration::from_millis(500),
+            Duration::from_secs(10),
+            Duration::from_secs(30),
+        )
+        .saturating_duration_since(start)
+    }
+
+    #[test]
+    fn hostile_scrape_timeout_headers_never_panic_and_are_clamped() {
+        // Failed before: `1e19` panicked with "overflow when adding duration to instant".
+        for v in ["1e19", "1e300", "18446744073709551616", "1e10"] {
+            let d = deadline_for(v.as_bytes());
+            assert!(d <= Duration::from_secs(30), "{v}: {d:?}");
+            assert!(d >= Duration::from_secs(29), "{v}: {d:?}");
+        }
+        // Not a usable timeout: the default applies.
+        for v in [&b"NaN"[..], b"-1", b"garbage", b"0", b"-inf", b"inf", b"", b"\xff\xfe"] {
+            let d = deadline_for(v);
+            assert!(
+                d <= Duration::from_secs(10) && d >= Duration::from_secs(9),
+                "{v:?}: {d:?}"
+            );
+        }
+        // Tiny values still leave the minimum wait; a normal one is honoured.
+        assert!(deadline_for(b"1e-300") <= Duration::from_millis(100));
+        let d = deadline_for(b"15");
+        assert!(d <= Duration::from_millis(14_500) && d >= Duration::from_millis(14_000));
     }
 }
