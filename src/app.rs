@@ -7,6 +7,7 @@ use crate::metrics::ExporterMetrics;
 use crate::provider;
 use crate::render::RenderOptions;
 use crate::transport::{RetryPolicy, Transport, TransportSettings};
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -50,6 +51,9 @@ pub struct App {
     /// Process-wide cap on concurrent outbound API requests, resized on reload.
     outbound: Arc<Semaphore>,
     outbound_size: std::sync::Mutex<usize>,
+    /// Held for a whole reload: SIGHUP and `POST /-/reload` apply one at a time, so
+    /// two reloads cannot interleave their reads of the old runtime and their writes.
+    reload_lock: std::sync::Mutex<()>,
     /// Retry policy for new sources (tests shorten it).
     retry: RetryPolicy,
 }
@@ -85,6 +89,7 @@ impl App {
             origin,
             outbound,
             outbound_size: std::sync::Mutex::new(size),
+            reload_lock: std::sync::Mutex::new(()),
             retry,
         });
         app.apply(config)?;
@@ -103,6 +108,7 @@ impl App {
 
     /// Re-read the configuration and apply it; on error the old one stays.
     pub fn reload(&self) -> Result<(), String> {
+        let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let result = load(&self.origin).and_then(|c| self.apply(c));
         match &result {
             Ok(()) => {
@@ -163,7 +169,7 @@ impl App {
             .iter()
             .filter(|o| config.source(&o.name).is_none())
         {
-            self.metrics.remove_source(gone.provider(), &gone.name);
+            gone.retire();
         }
         self.resize_outbound(config.max_concurrent_requests);
         let runtime = Arc::new(Runtime {
@@ -175,16 +181,49 @@ impl App {
         Ok(())
     }
 
+    /// Follow a new `max_concurrent_requests` at once. Raising adds permits. Lowering
+    /// forgets the free permits now and, for the ones held by requests in flight, queues
+    /// a claim for them that is served before any request that starts after the reload
+    /// (tokio's semaphore is fair): so no new request starts until fewer than the new
+    /// cap are in flight, and the claimed permits are then forgotten for good.
+    /// (Requests already waiting when the reload came are ahead in the queue.)
     fn resize_outbound(&self, want: usize) {
         let mut size = self.outbound_size.lock().unwrap_or_else(|p| p.into_inner());
         if want > *size {
+            // A pending claim from an earlier lowering takes these first, which is
+            // what the arithmetic needs: the cap ends at `want` either way.
             self.outbound.add_permits(want - *size);
         } else if want < *size {
-            // Permits in use come back later; forget what is free now and the rest
-            // converges as requests finish.
-            let forgotten = self.outbound.forget_permits(*size - want);
-            *size -= forgotten;
-            return;
+            let excess = *size - want;
+            let forgotten = self.outbound.forget_permits(excess);
+            let owed = excess - forgotten;
+            if owed > 0 {
+                let mut claim = Box::pin(
+                    self.outbound
+                        .clone()
+                        .acquire_many_owned(u32::try_from(owed).unwrap_or(u32::MAX)),
+                );
+                // Poll once here so the claim joins the queue now, ahead of every
+                // request that comes after this reload, not when a task first runs.
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                match claim.as_mut().poll(&mut cx) {
+                    std::task::Poll::Ready(Ok(permits)) => permits.forget(),
+                    std::task::Poll::Ready(Err(_)) => {}
+                    std::task::Poll::Pending => match tokio::runtime::Handle::try_current() {
+                        Ok(rt) => {
+                            rt.spawn(async move {
+                                if let Ok(permits) = claim.await {
+                                    permits.forget();
+                                }
+                            });
+                        }
+                        // Outside a runtime nothing can be in flight.
+                        Err(_) => {
+                            tracing::warn!(owed, "cannot lower the outbound cap outside a runtime")
+                        }
+                    },
+                }
+            }
         }
         *size = want;
     }

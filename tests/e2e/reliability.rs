@@ -258,7 +258,10 @@ async fn reload_applies_good_configs_keeps_old_on_bad_and_keeps_unchanged_caches
     tenant(&sim.sim, HW_AK, HW_SK, &[(Dataset::HuaweiSent, 40)]);
     let ali = alibaba_source("ali", &sim.url(), ALI_AK, ALI_SK, "resource_directory");
     let hw = huawei_source("hw", &sim.url(), HW_AK, HW_SK, "sent");
-    let exporter = Exporter::start(&format!("refresh_interval: 10m\nsources:\n{ali}"), &[]);
+    let exporter = Exporter::start(
+        &format!("refresh_interval: 10m\nsources:\n{ali}"),
+        &["--web.enable-lifecycle"],
+    );
     let text = exporter.scrape().await;
     assert_eq!(
         sum(&text, "handshake_invitations", &[("source", "ali")]),
@@ -478,7 +481,7 @@ async fn secrets_never_leave_the_process() -> TestResult {
         format!("    credentials: {{access_key_id: {HW_AK}, access_key_secret_file: {file}, security_token: {TOKEN}}}"),
     ]
     .join("\n");
-    let exporter = Exporter::start(&cfg, &["--log.level", "trace"]);
+    let exporter = Exporter::start(&cfg, &["--log.level", "trace", "--web.enable-live-lookup"]);
     let mut seen = String::new();
     seen.push_str(&exporter.scrape().await);
     // Failures too: their messages and logs must not carry secrets either.
