@@ -67,10 +67,10 @@ pub struct WebOptions {
     live_permits: Semaphore,
     /// `--web.max-connections`: connections beyond it wait in the kernel's accept queue.
     pub max_connections: usize,
-    /// `--web.read-header-timeout`: a request's headers must arrive within this.
+    /// `--web.read-header-timeout`: a request's headers must arrive within this long
+    /// of the server starting to wait for them (which also closes idle keep-alive
+    /// connections after this long).
     pub read_header_timeout: Duration,
-    /// `--web.idle-timeout`: a keep-alive connection with no request this long is closed.
-    pub idle_timeout: Duration,
     stop: watch::Sender<bool>,
 }
 
@@ -87,7 +87,6 @@ impl WebOptions {
             live_permits: Semaphore::new(LIVE_LOOKUP_CONCURRENCY),
             max_connections: 512,
             read_header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(120),
             stop: watch::channel(false).0,
         }
     }
@@ -642,78 +641,34 @@ pub async fn serve(app: Arc<App>, web: Arc<WebOptions>, listener: TcpListener) {
     }
 }
 
-/// Tracks whether a connection is between requests, for the idle timeout.
-struct Activity {
-    in_flight: std::sync::atomic::AtomicUsize,
-    last_done: std::sync::Mutex<Instant>,
-}
-
-impl Activity {
-    fn idle_since(&self) -> Option<Instant> {
-        use std::sync::atomic::Ordering;
-        (self.in_flight.load(Ordering::SeqCst) == 0)
-            .then(|| *self.last_done.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
 async fn serve_connection<IO>(io: IO, app: Arc<App>, web: Arc<WebOptions>)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    use std::sync::atomic::Ordering;
-    let activity = Arc::new(Activity {
-        in_flight: 0.into(),
-        last_done: std::sync::Mutex::new(Instant::now()),
-    });
     let mut stop = web.stopping();
-    let idle_timeout = web.idle_timeout;
     let read_header_timeout = web.read_header_timeout;
-    let act = activity.clone();
     let svc = hyper::service::service_fn(move |req| {
         let app = app.clone();
         let web = web.clone();
-        let act = act.clone();
-        async move {
-            act.in_flight.fetch_add(1, Ordering::SeqCst);
-            let resp = handle(app, web, req).await;
-            *act.last_done.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-            act.in_flight.fetch_sub(1, Ordering::SeqCst);
-            Ok::<_, std::convert::Infallible>(resp)
-        }
+        async move { Ok::<_, std::convert::Infallible>(handle(app, web, req).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
-        // Slowloris: a request whose headers trickle in is dropped after this.
+        // hyper starts this timer whenever it waits for a request's head: on a new
+        // connection, between keep-alive requests, and while headers trickle in. So
+        // it is both the slowloris guard and the keep-alive idle timeout.
         .header_read_timeout(read_header_timeout)
         .timer(hyper_util::rt::TokioTimer::new())
         .serve_connection(hyper_util::rt::TokioIo::new(io), svc);
     tokio::pin!(conn);
-    // Idle: no request in progress since `idle_timeout`. Checked when it could
-    // have expired, so an idle connection costs one timer, not a polling loop.
-    let idle = async {
-        loop {
-            let wake = match activity.idle_since() {
-                Some(since) => since + idle_timeout,
-                None => Instant::now() + idle_timeout,
-            };
-            tokio::time::sleep_until(wake).await;
-            if activity
-                .idle_since()
-                .is_some_and(|since| since.elapsed() >= idle_timeout)
-            {
-                return;
-            }
-        }
-    };
-    let wind_down = tokio::select! {
+    let stopping = tokio::select! {
         _ = conn.as_mut() => false,
         _ = stop.wait_for(|s| *s) => true,
-        _ = idle => true,
     };
-    if wind_down {
+    if stopping {
         // Finishes a response being written, then closes; a connection between
-        // requests closes at once.
+        // requests closes at once. `serve` bounds the whole by SHUTDOWN_GRACE.
         conn.as_mut().graceful_shutdown();
-        let _ = tokio::time::timeout(read_header_timeout, conn).await;
+        let _ = conn.await;
     }
 }
 

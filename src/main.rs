@@ -53,12 +53,10 @@ struct Cli {
     /// Maximum number of open connections; more wait in the kernel's accept queue.
     #[arg(long = "web.max-connections", value_name = "N", default_value_t = 512)]
     max_connections: usize,
-    /// A request's headers must arrive within this (slowloris protection).
+    /// A request's headers must arrive within this; also closes keep-alive
+    /// connections idle this long (slowloris and idle-connection protection).
     #[arg(long = "web.read-header-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     read_header_timeout: std::time::Duration,
-    /// A keep-alive connection with no request for this long is closed.
-    #[arg(long = "web.idle-timeout", value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
-    idle_timeout: std::time::Duration,
     /// Enable POST /-/reload (as Prometheus' flag); SIGHUP always reloads.
     #[arg(long = "web.enable-lifecycle")]
     enable_lifecycle: bool,
@@ -197,7 +195,6 @@ async fn run(cli: Cli) -> ExitCode {
     let mut web = WebOptions::new(&cli.telemetry_path, cli.max_requests);
     web.max_connections = cli.max_connections.max(1);
     web.read_header_timeout = cli.read_header_timeout;
-    web.idle_timeout = cli.idle_timeout;
     web.enable_lifecycle = cli.enable_lifecycle;
     web.enable_live_lookup = cli.enable_live_lookup;
     web.web_config_file = cli.web_config_file.clone();

@@ -3,6 +3,7 @@
 
 mod calls;
 mod core;
+mod hardening;
 mod harness;
 mod reliability;
 mod stack;
