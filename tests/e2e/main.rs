@@ -5,5 +5,6 @@ mod calls;
 mod core;
 mod hardening;
 mod harness;
+mod hostile;
 mod reliability;
 mod stack;
