@@ -2,8 +2,9 @@
 # Check the Prometheus alerting rules with the real promtool:
 #   1. promtool check rules  alerts/handshake_exporter.rules.yml   (syntax, templates)
 #   2. promtool test rules   alerts/tests/*.yml                     (unit tests)
-#   3. scripts/gen-prometheusrule.sh --check                        (Kubernetes copy in sync)
 # Exits non-zero if any step fails. Install promtool with scripts/install-test-tools.sh.
+# The copies in the Helm chart and deploy/kubernetes/prometheusrule.yaml are checked by
+# scripts/check-chart.sh (scripts/gen-kubernetes.sh --check needs helm).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,10 +27,5 @@ promtool check rules "$rules"
 
 echo "== promtool test rules ${tests[*]}"
 promtool test rules "${tests[@]}"
-
-if [ -x scripts/gen-prometheusrule.sh ]; then
-  echo "== scripts/gen-prometheusrule.sh --check"
-  scripts/gen-prometheusrule.sh --check
-fi
 
 echo "check-rules: OK"
