@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly what CI runs (.ci/run calls this).
-# Installs what the tests need (promtool, Prometheus, Alertmanager, hadolint, wrk),
-# then: formatting, lints, unit + integration + end-to-end tests, rule tests,
-# generated-manifest check, Dockerfile lint, and a smoke test of the runtime image
+# Installs what the tests need (promtool, Prometheus, Alertmanager, hadolint, wrk; helm
+# and kubernetes-validate for the chart), then: formatting, lints, unit + integration +
+# end-to-end tests, rule tests, the Helm chart and the manifests generated from it,
+# Dockerfile lint, and a smoke test of the runtime image
 # (skipped with a message where no Docker daemon can be started).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,8 +30,8 @@ cargo test --all-targets 2>&1 | tee /tmp/handshake_exporter_test.log
 step "alerting rules: promtool check + test"
 bash scripts/check-rules.sh
 
-step "Kubernetes PrometheusRule matches the rules file"
-bash scripts/gen-prometheusrule.sh --check
+step "Helm chart: lint, render, validate (Kubernetes + CRD schemas), generated manifests, tests"
+bash scripts/check-chart.sh
 
 step "Dockerfile lint (hadolint)"
 bash scripts/lint-docker.sh
