@@ -240,6 +240,11 @@ class Chart(unittest.TestCase):
         self.assertEqual(pdb["spec"]["selector"]["matchLabels"],
                          one(objs, "Deployment")["spec"]["selector"]["matchLabels"])
 
+    def test_pdb_that_blocks_every_eviction_is_refused(self):
+        p = helm("template", "t", CHART, "--set", "replicaCount=2,podDisruptionBudget.minAvailable=2", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("podDisruptionBudget.minAvailable (2) must be below replicaCount (2)", p.stderr)
+
     def test_config_checksum_rolls_the_pods(self):
         def checksum(*sets):
             d = one(render("defaults-values.yaml", *sets), "Deployment")

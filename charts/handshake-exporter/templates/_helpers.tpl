@@ -106,6 +106,10 @@ app.kubernetes.io/part-of: handshake-exporter
 {{- fail (printf "extraVolumeMounts[%d] (%v) uses subPath: a subPath mount never sees a rotated Secret or ConfigMap; mount the whole volume as a directory" $i $m.name) }}
 {{- end }}
 {{- end }}
+{{- $min := .Values.podDisruptionBudget.minAvailable }}
+{{- if and (gt (int .Values.replicaCount) 1) (not (kindIs "string" $min)) (ge (int $min) (int .Values.replicaCount)) }}
+{{- fail (printf "podDisruptionBudget.minAvailable (%d) must be below replicaCount (%d), or no pod can ever be evicted and node drains hang" (int $min) (int .Values.replicaCount)) }}
+{{- end }}
 {{- if and .Values.existingSecret .Values.secret.create }}
 {{- fail "set either existingSecret or secret.create, not both" }}
 {{- end }}
