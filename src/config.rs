@@ -638,6 +638,15 @@ fn parse_source(
                     ),
                 ));
             }
+            if let Ok(url) = reqwest::Url::parse(v)
+                && url.scheme() == "http"
+                && !crate::transport::is_loopback(&url)
+            {
+                ctx.warnings.push(format!(
+                    "{label}: endpoint {v:?} uses plain http:// to a host that is not loopback: \
+                     signed requests and security tokens cross the network unencrypted"
+                ));
+            }
             v.to_string()
         }
     };
@@ -1047,6 +1056,40 @@ sources:
         assert!(load(&text)?.warnings.is_empty());
         let missing = text.replace(&secret.display().to_string(), "/nonexistent/sk");
         assert!(load(&missing).err().is_some_and(|e| e.line == Some(6)));
+        Ok(())
+    }
+
+    #[test]
+    fn plain_http_endpoints_off_loopback_are_warned_about() -> Result<(), ConfigError> {
+        let with = |endpoint: &str| {
+            format!(
+                "sources:\n  - name: x\n    provider: alibaba\n    endpoint: {endpoint}\n    credentials:\n      access_key_id: AK\n      access_key_secret: SK\n"
+            )
+        };
+        for quiet in [
+            "https://resourcemanager.aliyuncs.com",
+            "http://127.0.0.1:8080",
+            "http://127.3.4.5",
+            "http://[::1]:9000",
+            "http://localhost:8080/base",
+        ] {
+            let c = load(&with(quiet))?;
+            assert!(c.warnings.is_empty(), "{quiet}: {:?}", c.warnings);
+        }
+        for loud in [
+            "http://proxy.internal:8080",
+            "http://10.0.0.1",
+            "http://[::2]",
+            "http://localhost.example.com",
+        ] {
+            let c = load(&with(loud))?;
+            assert_eq!(c.warnings.len(), 1, "{loud}");
+            assert!(
+                c.warnings[0].contains("plain http://") && c.warnings[0].contains(loud),
+                "{}",
+                c.warnings[0]
+            );
+        }
         Ok(())
     }
 

@@ -11,6 +11,7 @@ use handshake_exporter::provider::alibaba::{
     AlibabaClient,
 };
 use handshake_exporter::secret::{Credentials, Secret};
+use handshake_exporter::sim::recorder::{Recorder, json_response, redirect_response};
 use handshake_exporter::sim::{self, Dataset, Fault, FaultKind, Sim, SimServer, Tenant, data};
 use handshake_exporter::transport::{RetryPolicy, Transport, TransportSettings};
 use std::sync::Arc;
@@ -67,6 +68,8 @@ struct Setup {
     token: Option<&'static str>,
     handshake_ids: Vec<String>,
     request_timeout: Duration,
+    /// Another endpoint than the simulator's.
+    endpoint: Option<String>,
 }
 
 impl Default for Setup {
@@ -80,6 +83,7 @@ impl Default for Setup {
             token: None,
             handshake_ids: Vec::new(),
             request_timeout: Duration::from_secs(5),
+            endpoint: None,
         }
     }
 }
@@ -94,7 +98,7 @@ fn client(
         provider: Provider::Alibaba,
         view: setup.view,
         handshake_ids: setup.handshake_ids,
-        endpoint: server.url(),
+        endpoint: setup.endpoint.unwrap_or_else(|| server.url()),
         signature: setup.signature,
         page_size: setup.page_size,
         credentials: Credentials {
@@ -531,5 +535,74 @@ async fn get_fetches_one_invitation_and_reports_unknown_ones_as_not_found() -> T
         .add_fault(AK, fault(FaultKind::WrongShape, Some(1)));
     let err = expect_err(client.get(&rd[0].id, deadline()).await);
     assert_eq!(err.reason, Reason::BadResponse);
+    Ok(())
+}
+
+/// An endpoint that answers 307 to another host: the redirect is not followed (the
+/// other host receives nothing, so no `x-acs-security-token`, no V1 query with the
+/// `SecurityToken`, no `Referer`), it is a `bad_response` naming the status, it is
+/// not retried, and the `Location` (whose query could carry anything) is not quoted.
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_nothing_reaches_its_target() -> TestResult {
+    let server = start_sim().await?;
+    // If a request got through, the answer would even look like an empty list.
+    let target = Recorder::start(json_response(
+        r#"{"RequestId":"r","TotalCount":0,"PageNumber":1,"PageSize":100,"Handshakes":{"Handshake":[]}}"#,
+    ))
+    .await?;
+    let redirector = Recorder::start(redirect_response(&format!(
+        "{}/collect?leak=1",
+        target.url()
+    )))
+    .await?;
+    let mut results = Vec::new();
+    for (signature, view) in [
+        (AlibabaSignature::V3, View::ResourceDirectory),
+        (AlibabaSignature::V1, View::ResourceDirectory),
+        (AlibabaSignature::V3, View::Ids),
+        (AlibabaSignature::V1, View::Ids),
+    ] {
+        let (client, _) = client(
+            &server,
+            Setup {
+                signature,
+                view,
+                handshake_ids: vec!["h-abc123".into()],
+                access_key_id: STS_AK,
+                secret: STS_SECRET,
+                token: Some(STS_TOKEN),
+                endpoint: Some(redirector.url()),
+                ..Setup::default()
+            },
+        )?;
+        results.push((signature, view, client.list(deadline()).await));
+    }
+    assert_eq!(
+        target.received(),
+        Vec::<String>::new(),
+        "the redirect target received requests"
+    );
+    for (signature, view, result) in results {
+        let err = expect_err(result);
+        assert_eq!(
+            err.reason,
+            Reason::BadResponse,
+            "{signature:?} {view:?}: {err}"
+        );
+        assert_eq!(err.http_status, Some(307));
+        assert!(
+            err.message
+                .contains("unexpected redirect: HTTP 307 (redirects are not followed)"),
+            "{err}"
+        );
+        let shown = err.to_string();
+        assert!(
+            !shown.contains("collect") && !shown.contains("leak"),
+            "{shown}"
+        );
+        assert!(!shown.contains(STS_TOKEN), "{shown}");
+    }
+    // One request per refresh: a 3xx is not retried.
+    assert_eq!(redirector.received().len(), 4);
     Ok(())
 }

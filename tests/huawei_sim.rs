@@ -10,6 +10,7 @@ use handshake_exporter::provider::huawei::{
     ACTION_LIST_RECEIVED, ACTION_LIST_SENT, ACTION_SHOW, HuaweiClient,
 };
 use handshake_exporter::secret::{Credentials, Secret};
+use handshake_exporter::sim::recorder::{Recorder, json_response, redirect_response};
 use handshake_exporter::sim::{self, Dataset, Fault, FaultKind, Sim, SimServer, Tenant};
 use handshake_exporter::transport::{RetryPolicy, Transport, TransportSettings};
 use std::collections::HashSet;
@@ -42,6 +43,8 @@ struct Source<'a> {
     secret: &'a str,
     token: Option<&'a str>,
     request_timeout: Duration,
+    /// Another endpoint than the simulator's.
+    endpoint: Option<String>,
 }
 
 impl Default for Source<'_> {
@@ -55,6 +58,7 @@ impl Default for Source<'_> {
             secret: SK,
             token: None,
             request_timeout: Duration::from_secs(5),
+            endpoint: None,
         }
     }
 }
@@ -92,7 +96,7 @@ impl Harness {
             provider: Provider::Huawei,
             view: s.view,
             handshake_ids: s.ids,
-            endpoint: self.server.url(),
+            endpoint: s.endpoint.unwrap_or_else(|| self.server.url()),
             signature: AlibabaSignature::default(),
             page_size: s.limit,
             credentials: Credentials {
@@ -484,5 +488,56 @@ async fn the_alibaba_only_zero_page_size_fault_changes_nothing() -> TestResult {
     })?;
     assert_eq!(client.list(deadline()).await?.len(), 250);
     assert_eq!(h.calls(ACTION_LIST_SENT), 3);
+    Ok(())
+}
+
+/// An endpoint that answers 307 to another host: the redirect is not followed (the
+/// other host receives nothing, so no `X-Security-Token` and no `Referer`), it is a
+/// `bad_response` naming the status, not retried, and `Location` is not quoted.
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_nothing_reaches_its_target() -> TestResult {
+    let h = Harness::start(0, 0).await?;
+    let target = Recorder::start(json_response(
+        r#"{"handshakes":[],"page_info":{"next_marker":null}}"#,
+    ))
+    .await?;
+    let redirector = Recorder::start(redirect_response(&format!(
+        "{}/collect?leak=1",
+        target.url()
+    )))
+    .await?;
+    let mut results = Vec::new();
+    for view in [View::Sent, View::Ids] {
+        let client = h.client(Source {
+            view,
+            ids: vec!["h-abc".into()],
+            access_key_id: STS_AK,
+            secret: STS_SK,
+            token: Some(STS_TOKEN),
+            endpoint: Some(redirector.url()),
+            ..Source::default()
+        })?;
+        results.push((view, client.list(deadline()).await));
+    }
+    assert_eq!(
+        target.received(),
+        Vec::<String>::new(),
+        "the redirect target received requests"
+    );
+    for (view, result) in results {
+        let err = assert_reason(result, Reason::BadResponse);
+        assert_eq!(err.http_status, Some(307), "{view:?}");
+        assert!(
+            err.message
+                .contains("unexpected redirect: HTTP 307 (redirects are not followed)"),
+            "{err}"
+        );
+        let shown = err.to_string();
+        assert!(
+            !shown.contains("collect") && !shown.contains("leak"),
+            "{shown}"
+        );
+    }
+    assert_eq!(redirector.received().len(), 2, "a 3xx is not retried");
     Ok(())
 }

@@ -10,6 +10,7 @@
 pub mod alibaba;
 pub mod data;
 pub mod huawei;
+pub mod recorder;
 
 use crate::model::Handshake;
 use bytes::Bytes;
