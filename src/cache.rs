@@ -10,7 +10,7 @@ use crate::config::SourceConfig;
 use crate::error::{ApiError, Reason};
 use crate::metrics::ExporterMetrics;
 use crate::model::{Handshake, Provider};
-use crate::provider::HandshakeProvider;
+use crate::provider::{HandshakeProvider, Listing};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -58,6 +58,17 @@ pub struct SourceCache {
     refresh_interval: Duration,
     refresh_timeout: Duration,
     state: Mutex<State>,
+    /// What has been logged about the data itself, so that it is logged once and not
+    /// on every refresh. Only the refresh task touches it; apart from `state` so that
+    /// logging never holds the lock scrapes take.
+    reported: Mutex<Reported>,
+}
+
+/// Findings already logged, kept while they last.
+#[derive(Default)]
+struct Reported {
+    /// Configured ids the cloud said do not exist.
+    missing: HashSet<String>,
 }
 
 /// How a wait for fresh data ended.
@@ -94,6 +105,7 @@ impl SourceCache {
             refresh_interval,
             refresh_timeout,
             state: Mutex::new(State::default()),
+            reported: Mutex::new(Reported::default()),
         })
     }
 
@@ -166,7 +178,7 @@ impl SourceCache {
         tokio::spawn(async move {
             let started = Instant::now();
             let deadline = started + me.refresh_timeout;
-            let result = match tokio::time::timeout_at(deadline, me.client.list(deadline)).await {
+            let result = match tokio::time::timeout_at(deadline, me.client.fetch(deadline)).await {
                 Ok(r) => r,
                 Err(_) => Err(ApiError::new(
                     Reason::Timeout,
@@ -180,15 +192,18 @@ impl SourceCache {
         rx
     }
 
-    fn finish(&self, result: Result<Vec<Handshake>, ApiError>, took: Duration) {
+    fn finish(&self, result: Result<Listing, ApiError>, took: Duration) {
         let provider = self.config.provider.as_str();
         self.metrics
             .refreshes
             .with_label_values(&[provider, &self.name])
             .inc();
         // Done before taking the lock that every scrape's `view` takes too: compaction,
-        // the failure counter and the log line (I/O) stay out of it.
-        let result = result.map(|handshakes| self.prepare(handshakes));
+        // the failure counter and the log lines (I/O) stay out of it.
+        let result = result.map(|listing| {
+            self.note_missing(&listing.missing_ids);
+            self.prepare(listing.handshakes)
+        });
         match &result {
             Ok(handshakes) => tracing::debug!(
                 source = %self.name, provider, invitations = handshakes.len(),
@@ -228,6 +243,32 @@ impl SourceCache {
             Err(e) => {
                 st.up = false;
                 st.last_error = Some(e);
+            }
+        }
+    }
+
+    /// `view: ids`: set the missing-ids gauge and log each missing id once, when it
+    /// goes missing (not on every refresh while it stays missing).
+    fn note_missing(&self, missing: &[String]) {
+        let provider = self.config.provider.as_str();
+        self.metrics
+            .missing_ids
+            .with_label_values(&[provider, &self.name])
+            .set(i64::try_from(missing.len()).unwrap_or(i64::MAX));
+        let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        // Ids that came back (or were dropped from the configuration) are forgotten,
+        // so that going missing again is logged again.
+        reported
+            .missing
+            .retain(|id| missing.iter().any(|m| m == id));
+        for id in missing {
+            if reported.missing.insert(id.clone()) {
+                tracing::warn!(
+                    source = %self.name, provider, handshake_id = %id,
+                    "the cloud says this configured handshake id does not exist; \
+                     leaving it out (finished invitations age out after about 30 days: \
+                     remove it from handshake_ids)"
+                );
             }
         }
     }
@@ -295,7 +336,7 @@ mod tests {
         fn provider(&self) -> Provider {
             Provider::Alibaba
         }
-        async fn list(&self, _deadline: Instant) -> Result<Vec<Handshake>, ApiError> {
+        async fn fetch(&self, _deadline: Instant) -> Result<Listing, ApiError> {
             let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
             tokio::time::sleep(self.delay).await;
             if self.fail.load(Ordering::SeqCst) {
@@ -303,7 +344,8 @@ mod tests {
             }
             Ok((0..n)
                 .map(|i| Handshake::new(Provider::Alibaba, Arc::from("x"), format!("h-{i}")))
-                .collect())
+                .collect::<Vec<_>>()
+                .into())
         }
         async fn get(&self, id: &str, _deadline: Instant) -> Result<Handshake, ApiError> {
             Ok(Handshake::new(Provider::Alibaba, Arc::from("x"), id))

@@ -14,6 +14,7 @@ pub struct ExporterMetrics {
     pub api_retries: IntCounterVec,
     pub refreshes: IntCounterVec,
     pub refresh_failures: IntCounterVec,
+    pub missing_ids: IntGaugeVec,
     pub reload_successful: IntGauge,
     pub reload_success_timestamp: Gauge,
 }
@@ -58,6 +59,14 @@ impl ExporterMetrics {
             &["provider", "source", "reason"],
         )
         .expect("static metric definition");
+        let missing_ids = IntGaugeVec::new(
+            Opts::new(
+                "handshake_source_missing_ids",
+                "Configured handshake_ids (view: ids) the cloud says do not exist, left out of the last successful refresh.",
+            ),
+            &["provider", "source"],
+        )
+        .expect("static metric definition");
         let reload_successful = IntGauge::new(
             "handshake_config_last_reload_successful",
             "Whether the last configuration reload attempt succeeded (1) or kept the old configuration (0).",
@@ -89,6 +98,7 @@ impl ExporterMetrics {
             Box::new(api_retries.clone()),
             Box::new(refreshes.clone()),
             Box::new(refresh_failures.clone()),
+            Box::new(missing_ids.clone()),
             Box::new(reload_successful.clone()),
             Box::new(reload_success_timestamp.clone()),
             Box::new(build_info),
@@ -112,6 +122,7 @@ impl ExporterMetrics {
             api_retries,
             refreshes,
             refresh_failures,
+            missing_ids,
             reload_successful,
             reload_success_timestamp,
         }
@@ -122,6 +133,7 @@ impl ExporterMetrics {
     pub fn init_source(&self, provider: Provider, source: &str) {
         let p = provider.as_str();
         self.refreshes.with_label_values(&[p, source]);
+        self.missing_ids.with_label_values(&[p, source]).set(0);
         for reason in Reason::ALL {
             self.refresh_failures
                 .with_label_values(&[p, source, reason.metric_label()]);
@@ -132,6 +144,7 @@ impl ExporterMetrics {
     pub fn remove_source(&self, provider: Provider, source: &str) {
         let p = provider.as_str();
         let _ = self.refreshes.remove_label_values(&[p, source]);
+        let _ = self.missing_ids.remove_label_values(&[p, source]);
         for reason in Reason::ALL {
             let _ = self
                 .refresh_failures

@@ -513,9 +513,39 @@ async fn the_ids_view_gets_each_configured_invitation() -> TestResult {
         0
     );
 
+    // An id the cloud no longer knows (EntityNotExists.Handshake) is left out and
+    // reported; the others are served.
     server.sim.delete_handshake(AK, &wanted[1].id);
-    let err = expect_err(client.list(deadline()).await);
-    assert_eq!(err.reason, Reason::NotFound);
+    let mut rest = wanted.clone();
+    let gone = rest.remove(1);
+    assert_eq!(client.list(deadline()).await?, rest);
+    let listing = client.fetch(deadline()).await?;
+    assert_eq!(listing.handshakes, rest);
+    assert_eq!(listing.missing_ids, [gone.id.clone()]);
+
+    // Any other error still fails the refresh, nothing partial.
+    for (kind, reason) in [
+        (FaultKind::ServerError, Reason::Server),
+        (FaultKind::AuthFailure, Reason::Auth),
+        (FaultKind::Malformed, Reason::BadResponse),
+    ] {
+        server.sim.clear_faults(AK);
+        server.sim.add_fault(AK, fault(kind.clone(), None));
+        let err = expect_err(client.fetch(deadline()).await);
+        assert_eq!(err.reason, reason, "{kind:?}: {err}");
+    }
+    server.sim.clear_faults(AK);
+    assert!(
+        !handshake_exporter::provider::alibaba::is_missing_handshake(
+            &handshake_exporter::provider::alibaba::parse_error(
+                ACTION_GET_HANDSHAKE,
+                404,
+                &Default::default(),
+                b"<html>404 Not Found</html>"
+            )
+        ),
+        "a 404 without the API's EntityNotExists code is not a missing invitation"
+    );
     Ok(())
 }
 

@@ -278,16 +278,30 @@ async fn show_of_an_unknown_id_is_not_found_and_the_id_reaches_the_sim_decoded()
     assert!(err.request_id.is_some(), "X-Request-Id is read");
     assert_eq!(h.calls(ACTION_SHOW), 1, "not_found is not retried");
 
-    // In the ids view one missing invitation fails the refresh: nothing partial.
+    // In the ids view an id the cloud does not know is left out and reported; the
+    // others are served.
+    let first = h.sim().dataset(AK, Dataset::HuaweiSent)[0].clone();
     let ids_client = h.client(Source {
         view: View::Ids,
-        ids: vec![
-            h.sim().dataset(AK, Dataset::HuaweiSent)[0].id.clone(),
-            "h-gone".into(),
-        ],
+        ids: vec!["h-gone".into(), first.id.clone()],
         ..Source::default()
     })?;
-    assert_reason(ids_client.list(deadline()).await, Reason::NotFound);
+    let got = ids_client.list(deadline()).await?;
+    assert_eq!(got, expected(vec![first.clone()], "hw"));
+    let listing = ids_client.fetch(deadline()).await?;
+    assert_eq!(listing.missing_ids, ["h-gone"]);
+
+    // Any other error still fails the refresh, nothing partial.
+    for (kind, reason) in [
+        (FaultKind::ServerError, Reason::Server),
+        (FaultKind::AuthFailure, Reason::Auth),
+        (FaultKind::Truncated, Reason::BadResponse),
+    ] {
+        h.sim().clear_faults(AK);
+        h.fault(kind.clone(), None);
+        assert_reason(ids_client.list(deadline()).await, reason);
+    }
+    h.sim().clear_faults(AK);
     Ok(())
 }
 

@@ -12,7 +12,7 @@ pub mod wire;
 use crate::config::{AlibabaSignature, SourceConfig, View};
 use crate::error::{ApiError, Reason};
 use crate::model::{Handshake, Provider};
-use crate::provider::{HandshakeProvider, nonce, percent_encode};
+use crate::provider::{HandshakeProvider, Listing, nonce, percent_encode};
 use crate::secret::Credentials;
 use crate::transport::{Transport, retry_after_hint};
 use async_trait::async_trait;
@@ -381,21 +381,31 @@ impl HandshakeProvider for AlibabaClient {
         Provider::Alibaba
     }
 
-    async fn list(&self, deadline: Instant) -> Result<Vec<Handshake>, ApiError> {
+    async fn fetch(&self, deadline: Instant) -> Result<Listing, ApiError> {
         match self.view {
-            View::ResourceDirectory => {
-                self.list_all(ACTION_LIST_FOR_RESOURCE_DIRECTORY, deadline)
-                    .await
-            }
-            View::Account => self.list_all(ACTION_LIST_FOR_ACCOUNT, deadline).await,
+            View::ResourceDirectory => self
+                .list_all(ACTION_LIST_FOR_RESOURCE_DIRECTORY, deadline)
+                .await
+                .map(Listing::from),
+            View::Account => self
+                .list_all(ACTION_LIST_FOR_ACCOUNT, deadline)
+                .await
+                .map(Listing::from),
             View::Ids => {
                 // Owned ids: a closure over `&String` trips the higher-ranked
                 // lifetime check of the `Send` future async_trait requires.
-                stream::iter(self.handshake_ids.iter().cloned())
-                    .map(|id| async move { self.get_one(&id, deadline).await })
+                let outcomes = stream::iter(self.handshake_ids.iter().cloned())
+                    .map(|id| async move {
+                        match self.get_one(&id, deadline).await {
+                            Ok(h) => Ok(Ok(h)),
+                            Err(e) if is_missing_handshake(&e) => Ok(Err(id)),
+                            Err(e) => Err(e),
+                        }
+                    })
                     .buffered(MAX_IN_FLIGHT)
                     .try_collect()
-                    .await
+                    .await?;
+                Ok(Listing::from_ids(outcomes))
             }
             // Config validation keeps Huawei views away from Alibaba sources.
             View::Sent | View::Received => Err(ApiError::new(
@@ -637,6 +647,18 @@ pub fn classify(status: u16, code: Option<&str>) -> Reason {
         // A 2xx carrying an unknown error code, or a 1xx/3xx: not usable data.
         Reason::BadResponse
     }
+}
+
+/// Whether GetHandshake's error means "this invitation does not exist"
+/// (`EntityNotExists.Handshake`). Only the API's own `EntityNotExists` code counts:
+/// a bare 404 (a proxy, a wrong base path) must fail the refresh, not make every
+/// configured id look missing.
+pub fn is_missing_handshake(error: &ApiError) -> bool {
+    error.reason == Reason::NotFound
+        && error
+            .code
+            .as_deref()
+            .is_some_and(|c| c.starts_with("EntityNotExists"))
 }
 
 /// Keep an API message safe to log. `SignatureDoesNotMatch` ends in the server's

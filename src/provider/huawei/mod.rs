@@ -8,7 +8,7 @@ pub mod wire;
 use crate::config::{SourceConfig, View};
 use crate::error::{ApiError, Reason};
 use crate::model::{Handshake, Provider};
-use crate::provider::{HandshakeProvider, percent_encode};
+use crate::provider::{HandshakeProvider, Listing, percent_encode};
 use crate::secret::Credentials;
 use crate::transport::Transport;
 use async_trait::async_trait;
@@ -253,27 +253,34 @@ impl HandshakeProvider for HuaweiClient {
         Provider::Huawei
     }
 
-    async fn list(&self, deadline: Instant) -> Result<Vec<Handshake>, ApiError> {
+    async fn fetch(&self, deadline: Instant) -> Result<Listing, ApiError> {
         match self.view {
-            View::Received => {
-                self.list_pages(ACTION_LIST_RECEIVED, PATH_LIST_RECEIVED, deadline)
-                    .await
-            }
+            View::Received => self
+                .list_pages(ACTION_LIST_RECEIVED, PATH_LIST_RECEIVED, deadline)
+                .await
+                .map(Listing::from),
             View::Ids => {
                 // By index: a closure over `&String` trips the compiler's higher-ranked
                 // lifetime check inside the boxed `Send` future of async_trait.
                 let ids = &self.handshake_ids;
-                stream::iter(0..ids.len())
-                    .map(|i| self.show(&ids[i], deadline))
+                let outcomes = stream::iter(0..ids.len())
+                    .map(|i| async move {
+                        match self.show(&ids[i], deadline).await {
+                            Ok(h) => Ok(Ok(h)),
+                            Err(e) if wire::is_missing_handshake(&e) => Ok(Err(ids[i].clone())),
+                            Err(e) => Err(e),
+                        }
+                    })
                     .buffered(SHOW_CONCURRENCY)
                     .try_collect()
-                    .await
+                    .await?;
+                Ok(Listing::from_ids(outcomes))
             }
             // Config only allows sent/received/ids for Huawei; sent is the default.
-            View::Sent | View::ResourceDirectory | View::Account => {
-                self.list_pages(ACTION_LIST_SENT, PATH_LIST_SENT, deadline)
-                    .await
-            }
+            View::Sent | View::ResourceDirectory | View::Account => self
+                .list_pages(ACTION_LIST_SENT, PATH_LIST_SENT, deadline)
+                .await
+                .map(Listing::from),
         }
     }
 

@@ -472,6 +472,23 @@ pub fn parse_error(
         .with_code(Some(code))
 }
 
+/// Whether ShowHandshake's error means "this invitation does not exist": a 404
+/// with an error code of the service itself. No handshake-specific code is
+/// documented (reference §8), so the known other 404s are excluded instead: the API
+/// gateway's own (`APIGW.*`: no such route, a wrong base path), `Organizations.1010`
+/// (a required header is missing) and a 404 without any code (a proxy's page).
+/// Those must fail the refresh, not make every configured id look missing.
+pub fn is_missing_handshake(error: &ApiError) -> bool {
+    let status_text = error.http_status.map(|s| s.to_string());
+    error.reason == Reason::NotFound
+        && error.http_status == Some(404)
+        && error.code.as_deref().is_some_and(|code| {
+            Some(code) != status_text.as_deref()
+                && !code.starts_with("APIGW.")
+                && code != "Organizations.1010"
+        })
+}
+
 /// The reason label for an error answer.
 pub fn reason_for(status: u16, code: &str) -> Reason {
     if status == 429 || code == THROTTLED_CODE {
@@ -494,6 +511,41 @@ pub fn reason_for(status: u16, code: &str) -> Reason {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[test]
+    fn only_the_services_own_404_means_a_missing_handshake() {
+        let error = |status: u16, body: &str| {
+            parse_error(
+                ACTION_SHOW_FOR_TEST,
+                status,
+                &HeaderMap::new(),
+                body.as_bytes(),
+            )
+        };
+        let body = |code: &str| format!(r#"{{"error_code":"{code}","error_msg":"m"}}"#);
+        assert!(is_missing_handshake(&error(
+            404,
+            &body("Organizations.1013")
+        )));
+        // The gateway's "no such API" (a wrong base path), a missing header, a proxy
+        // page without a code, and other statuses are not.
+        assert!(!is_missing_handshake(&error(404, &body("APIGW.0101"))));
+        assert!(!is_missing_handshake(&error(
+            404,
+            &body("Organizations.1010")
+        )));
+        assert!(!is_missing_handshake(&error(404, "<html>Not Found</html>")));
+        assert!(!is_missing_handshake(&error(
+            400,
+            &body("Organizations.1013")
+        )));
+        assert!(!is_missing_handshake(&error(
+            403,
+            &body("Organizations.1007")
+        )));
+    }
+
+    const ACTION_SHOW_FOR_TEST: &str = "ShowHandshake";
 
     const VECTORS: &str = include_str!("../../../tests/vectors/huawei-sign-vectors.json");
 
