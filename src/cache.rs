@@ -9,9 +9,9 @@
 use crate::config::SourceConfig;
 use crate::error::{ApiError, Reason};
 use crate::metrics::ExporterMetrics;
-use crate::model::{Handshake, Provider};
+use crate::model::{Anomalies, Handshake, Provider};
 use crate::provider::{HandshakeProvider, Listing};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
@@ -69,6 +69,8 @@ pub struct SourceCache {
 struct Reported {
     /// Configured ids the cloud said do not exist.
     missing: HashSet<String>,
+    /// Invitations with a field that did not parse, and which fields.
+    anomalies: HashMap<String, Anomalies>,
 }
 
 /// How a wait for fresh data ended.
@@ -202,7 +204,9 @@ impl SourceCache {
         // the failure counter and the log lines (I/O) stay out of it.
         let result = result.map(|listing| {
             self.note_missing(&listing.missing_ids);
-            self.prepare(listing.handshakes)
+            let handshakes = self.prepare(listing.handshakes);
+            self.note_anomalies(&handshakes);
+            handshakes
         });
         match &result {
             Ok(handshakes) => tracing::debug!(
@@ -271,6 +275,36 @@ impl SourceCache {
                 );
             }
         }
+    }
+
+    /// Count every field that did not parse (on every refresh that sees it, so that
+    /// `increase()` stays above 0 while the data stays broken) and log each
+    /// invitation once when it gains an unreadable field, not on every refresh.
+    fn note_anomalies(&self, handshakes: &[Handshake]) {
+        let provider = self.config.provider.as_str();
+        let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        let mut now: HashMap<String, Anomalies> = HashMap::new();
+        for h in handshakes.iter().filter(|h| !h.anomalies.is_empty()) {
+            for field in h.anomalies.iter() {
+                self.metrics
+                    .parse_anomalies
+                    .with_label_values(&[provider, &self.name, field.as_str()])
+                    .inc();
+            }
+            let known = reported.anomalies.get(&h.id).copied().unwrap_or_default();
+            if h.anomalies.iter().any(|f| !known.contains(f)) {
+                let fields: Vec<&str> = h.anomalies.iter().map(|f| f.as_str()).collect();
+                tracing::warn!(
+                    source = %self.name, provider, handshake_id = %h.id,
+                    fields = %fields.join(","),
+                    "invitation fields did not parse; kept without them (see the runbook: \
+                     data findings)"
+                );
+            }
+            now.insert(h.id.clone(), h.anomalies);
+        }
+        // Invitations that are gone or read cleanly now are forgotten.
+        reported.anomalies = now;
     }
 
     /// A successful refresh's list as the snapshot keeps it: duplicates dropped, no

@@ -3,7 +3,7 @@
 //! scrape (see `render`), so that vanished invitations and sources vanish.
 
 use crate::error::Reason;
-use crate::model::Provider;
+use crate::model::{AnomalyField, Provider};
 use prometheus::{
     Encoder, Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -15,6 +15,7 @@ pub struct ExporterMetrics {
     pub refreshes: IntCounterVec,
     pub refresh_failures: IntCounterVec,
     pub missing_ids: IntGaugeVec,
+    pub parse_anomalies: IntCounterVec,
     pub reload_successful: IntGauge,
     pub reload_success_timestamp: Gauge,
 }
@@ -67,6 +68,14 @@ impl ExporterMetrics {
             &["provider", "source"],
         )
         .expect("static metric definition");
+        let parse_anomalies = IntCounterVec::new(
+            Opts::new(
+                "handshake_source_parse_anomalies_total",
+                "Invitation fields whose value the API sent but the exporter could not read (kept as absent or unknown), counted on every successful refresh that saw them.",
+            ),
+            &["provider", "source", "field"],
+        )
+        .expect("static metric definition");
         let reload_successful = IntGauge::new(
             "handshake_config_last_reload_successful",
             "Whether the last configuration reload attempt succeeded (1) or kept the old configuration (0).",
@@ -99,6 +108,7 @@ impl ExporterMetrics {
             Box::new(refreshes.clone()),
             Box::new(refresh_failures.clone()),
             Box::new(missing_ids.clone()),
+            Box::new(parse_anomalies.clone()),
             Box::new(reload_successful.clone()),
             Box::new(reload_success_timestamp.clone()),
             Box::new(build_info),
@@ -123,6 +133,7 @@ impl ExporterMetrics {
             refreshes,
             refresh_failures,
             missing_ids,
+            parse_anomalies,
             reload_successful,
             reload_success_timestamp,
         }
@@ -134,6 +145,10 @@ impl ExporterMetrics {
         let p = provider.as_str();
         self.refreshes.with_label_values(&[p, source]);
         self.missing_ids.with_label_values(&[p, source]).set(0);
+        for field in AnomalyField::ALL {
+            self.parse_anomalies
+                .with_label_values(&[p, source, field.as_str()]);
+        }
         for reason in Reason::ALL {
             self.refresh_failures
                 .with_label_values(&[p, source, reason.metric_label()]);
@@ -145,6 +160,11 @@ impl ExporterMetrics {
         let p = provider.as_str();
         let _ = self.refreshes.remove_label_values(&[p, source]);
         let _ = self.missing_ids.remove_label_values(&[p, source]);
+        for field in AnomalyField::ALL {
+            let _ = self
+                .parse_anomalies
+                .remove_label_values(&[p, source, field.as_str()]);
+        }
         for reason in Reason::ALL {
             let _ = self
                 .refresh_failures

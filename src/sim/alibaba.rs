@@ -460,7 +460,13 @@ fn list(
             })
         })
         .flatten()
-        .map(|(total, page)| (total, page.iter().map(handshake_json).collect::<Vec<_>>()));
+        .map(|(total, page)| {
+            let mut page: Vec<Value> = page.iter().map(handshake_json).collect();
+            if distortion == Some(&FaultKind::GarbledFields) {
+                garble(&mut page);
+            }
+            (total, page)
+        });
     let (total, page) = match found {
         Some(found) => found,
         None if dataset == Dataset::AlibabaResourceDirectory => {
@@ -531,7 +537,11 @@ fn get(
             "The specified handshake does not exist.",
         )
     })?;
-    let item = handshake_json(&handshake);
+    let mut items = [handshake_json(&handshake)];
+    if distortion == Some(&FaultKind::GarbledFields) {
+        garble(&mut items);
+    }
+    let [item] = items;
     let mut body = Map::new();
     let value = if distortion == Some(&FaultKind::WrongShape) {
         Value::Array(vec![item])
@@ -564,6 +574,16 @@ fn error_response(status: u16, code: &str, message: &str, request_id: &str) -> S
         }),
     )
     .with_header("x-acs-request-id", request_id)
+}
+
+/// [`FaultKind::GarbledFields`] on Alibaba's field names.
+fn garble(items: &mut [Value]) {
+    super::garble_first(
+        items,
+        ["ExpireTime", "CreateTime", "ModifyTime"],
+        "Status",
+        &["TargetType"],
+    );
 }
 
 /// An invitation as the API serialises it: PascalCase, absent fields left out.

@@ -141,7 +141,11 @@ async fn answer(sim: &Sim, req: &SimRequest, request_id: &str) -> SimResponse {
         Some(FaultKind::Hang { ms }) => tokio::time::sleep(Duration::from_millis(ms)).await,
         // Shape faults change the body below; ZeroPageSize is Alibaba's and is ignored.
         Some(
-            FaultKind::Truncated | FaultKind::WrongShape | FaultKind::Lie | FaultKind::ZeroPageSize,
+            FaultKind::Truncated
+            | FaultKind::WrongShape
+            | FaultKind::Lie
+            | FaultKind::ZeroPageSize
+            | FaultKind::GarbledFields,
         )
         | None => {}
     }
@@ -175,7 +179,14 @@ async fn answer(sim: &Sim, req: &SimRequest, request_id: &str) -> SimResponse {
             Some(h) if fault == Some(&FaultKind::WrongShape) => {
                 json!({ "handshake": [handshake_dto(&h)] })
             }
-            Some(h) => json!({ "handshake": handshake_dto(&h) }),
+            Some(h) => {
+                let mut items = [handshake_dto(&h)];
+                if fault == Some(&FaultKind::GarbledFields) {
+                    garble(&mut items);
+                }
+                let [item] = items;
+                json!({ "handshake": item })
+            }
         },
     };
     let mut response = SimResponse::json(200, &body);
@@ -300,7 +311,10 @@ fn list_page_with(
         }
     };
     let (total, items) = items(offset, limit);
-    let page: Vec<Value> = items.iter().map(handshake_dto).collect();
+    let mut page: Vec<Value> = items.iter().map(handshake_dto).collect();
+    if fault == Some(&FaultKind::GarbledFields) {
+        garble(&mut page);
+    }
     let end = offset.saturating_add(page.len());
     let next_marker = if fault == Some(&FaultKind::Lie) {
         // Always the first page's marker: a client that does not notice loops forever.
@@ -345,6 +359,16 @@ fn decode_marker(dataset: Dataset, marker: &str) -> Option<usize> {
 fn marker_check(dataset: Dataset, offset: usize) -> String {
     let digest = Sha256::digest(format!("{dataset:?}/{offset}").as_bytes());
     hex::encode(&digest[..6])
+}
+
+/// [`FaultKind::GarbledFields`] on Huawei's field names.
+fn garble(items: &mut [Value]) {
+    super::garble_first(
+        items,
+        ["expired_at", "created_at", "updated_at"],
+        "status",
+        &["target", "type"],
+    );
 }
 
 /// A `HandshakeDto` as the service writes it (public so that benchmarks can build

@@ -61,6 +61,42 @@ pub enum FaultKind {
     Lie,
     /// Alibaba only: answer with PageSize 0.
     ZeroPageSize,
+    /// 200 with the answer's first invitation carrying values that do not parse:
+    /// times that are not times, a status and a target type nobody knows.
+    GarbledFields,
+}
+
+/// What [`FaultKind::GarbledFields`] puts in the fields it garbles.
+pub const GARBLED_TIME: &str = "next Tuesday";
+pub const GARBLED_STATUS: &str = "Frozen";
+pub const GARBLED_TARGET_TYPE: &str = "Carrier-Pigeon";
+
+/// Garble the `time_keys`, `status` and target type (`target_type_path`, one key
+/// or `[object, key]`) of the first invitation of `items`.
+fn garble_first(
+    items: &mut [serde_json::Value],
+    time_keys: [&str; 3],
+    status: &str,
+    target_type_path: &[&str],
+) {
+    let Some(serde_json::Value::Object(first)) = items.first_mut() else {
+        return;
+    };
+    for key in time_keys {
+        first.insert(key.into(), GARBLED_TIME.into());
+    }
+    first.insert(status.into(), GARBLED_STATUS.into());
+    match target_type_path {
+        [key] => {
+            first.insert((*key).into(), GARBLED_TARGET_TYPE.into());
+        }
+        [object, key] => {
+            if let Some(serde_json::Value::Object(target)) = first.get_mut(*object) {
+                target.insert((*key).into(), GARBLED_TARGET_TYPE.into());
+            }
+        }
+        _ => {}
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
