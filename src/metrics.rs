@@ -237,3 +237,46 @@ impl prometheus::core::Collector for CachedProcess {
         families
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exposition(m: &ExporterMetrics) -> String {
+        let mut out = Vec::new();
+        m.encode_into(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn a_removed_source_leaves_no_series_of_its_own_families() {
+        let m = ExporterMetrics::new(false);
+        m.init_source(Provider::Huawei, "gone");
+        m.init_source(Provider::Alibaba, "kept");
+        m.missing_ids.with_label_values(&["huawei", "gone"]).set(2);
+        m.parse_anomalies
+            .with_label_values(&["huawei", "gone", "expire_time"])
+            .inc();
+        let before = exposition(&m);
+        for family in [
+            "handshake_source_refreshes_total",
+            "handshake_source_refresh_failures_total",
+            "handshake_source_missing_ids",
+            "handshake_source_parse_anomalies_total",
+        ] {
+            assert!(
+                before.contains(&format!("{family}{{")) && before.contains("source=\"gone\""),
+                "{family} missing:\n{before}"
+            );
+        }
+        assert!(before.contains(
+            "handshake_source_parse_anomalies_total{field=\"status\",provider=\"alibaba\",source=\"kept\"} 0"
+        ));
+        m.remove_source(Provider::Huawei, "gone");
+        let after = exposition(&m);
+        assert!(!after.contains("source=\"gone\""), "{after}");
+        assert!(
+            after.contains("handshake_source_missing_ids{provider=\"alibaba\",source=\"kept\"} 0")
+        );
+    }
+}
