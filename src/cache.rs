@@ -311,7 +311,7 @@ impl SourceCache {
     /// spare capacity, every invitation labelled with this source's name.
     fn prepare(&self, mut handshakes: Vec<Handshake>) -> Vec<Handshake> {
         // Ids are the series identity: a duplicate would make the exposition invalid.
-        // Providers reject duplicates; this is the last guard (first one kept). The
+        // Providers take each id once; this is the last guard (first one kept). The
         // check borrows the ids instead of cloning 10,000 strings.
         let duplicates: Vec<usize> = {
             let mut seen = HashSet::with_capacity(handshakes.len());

@@ -12,7 +12,9 @@ use handshake_exporter::provider::alibaba::{
 };
 use handshake_exporter::secret::{Credentials, Secret};
 use handshake_exporter::sim::recorder::{Recorder, json_response, redirect_response};
-use handshake_exporter::sim::{self, Dataset, Fault, FaultKind, Sim, SimServer, Tenant, data};
+use handshake_exporter::sim::{
+    self, Churn, Dataset, Fault, FaultKind, Sim, SimServer, Tenant, data,
+};
 use handshake_exporter::transport::{RetryPolicy, Transport, TransportSettings};
 use std::sync::Arc;
 use std::time::Duration;
@@ -434,13 +436,21 @@ async fn broken_answers_are_bad_responses_never_empty_lists() -> TestResult {
             assert!(err.message.contains("before TotalCount"), "{err}");
         }
     }
-    // A lie told only on page 1 shows when the later pages tell the truth.
+    // A TotalCount told only on page 1 looks like a list that changed while it was
+    // read: one more read, which adds up, is the answer.
     server.sim.clear_faults(AK);
     server.sim.add_fault(AK, fault(FaultKind::Lie, Some(1)));
     let (client, _) = client(&server, Setup::default())?;
-    let err = expect_err(client.list(deadline()).await);
-    assert_eq!(err.reason, Reason::BadResponse);
-    assert!(err.message.contains("TotalCount changed"), "{err}");
+    let expected: Vec<Handshake> = server
+        .sim
+        .dataset(AK, Dataset::AlibabaResourceDirectory)
+        .into_iter()
+        .map(|mut h| {
+            h.source = Arc::from(SOURCE);
+            h
+        })
+        .collect();
+    assert_eq!(client.list(deadline()).await?, expected);
     Ok(())
 }
 
@@ -634,5 +644,79 @@ async fn a_redirect_is_not_followed_and_nothing_reaches_its_target() -> TestResu
     }
     // One request per refresh: a 3xx is not retried.
     assert_eq!(redirector.received().len(), 4);
+    Ok(())
+}
+
+/// A directory that changes once while it is read (after page 1 was answered): the
+/// refresh succeeds after one more read, with every invitation that existed
+/// throughout, no id twice, and at most two reads' worth of calls. Additions move
+/// invitations onto later pages (an id twice), deletions onto earlier ones (one
+/// skipped): both are covered, with and without a TotalCount change.
+#[tokio::test]
+async fn a_directory_that_changes_once_while_read_is_read_again_once() -> TestResult {
+    let server = start_sim().await?;
+    let (client, _) = client(&server, Setup::default())?;
+    for (insert, delete) in [(2, 0), (0, 2), (1, 1), (3, 1), (40, 0), (0, 40)] {
+        let initial = seed(&server, AK, Dataset::AlibabaResourceDirectory, 250);
+        server.sim.reset_calls(AK);
+        server.sim.set_churn(
+            AK,
+            Churn::once(Dataset::AlibabaResourceDirectory, 1, insert, delete),
+        );
+        let listed = client.list(deadline()).await;
+        let after = server.sim.dataset(AK, Dataset::AlibabaResourceDirectory);
+        server.sim.clear_churn(AK);
+        let listed = listed.map_err(|e| format!("+{insert} -{delete}: {e}"))?;
+
+        let ids: Vec<&str> = listed.iter().map(|h| h.id.as_str()).collect();
+        let unique: std::collections::HashSet<&str> = ids.iter().copied().collect();
+        assert_eq!(unique.len(), ids.len(), "+{insert} -{delete}: an id twice");
+        let now: std::collections::HashSet<&str> = after.iter().map(|h| h.id.as_str()).collect();
+        for stable in initial.iter().filter(|h| now.contains(h.id.as_str())) {
+            assert!(
+                unique.contains(stable.id.as_str()),
+                "+{insert} -{delete}: {} existed throughout and is missing",
+                stable.id
+            );
+        }
+        let was: std::collections::HashSet<&str> = initial.iter().map(|h| h.id.as_str()).collect();
+        assert!(
+            ids.iter().all(|id| was.contains(id) || now.contains(id)),
+            "+{insert} -{delete}: an invitation that never existed"
+        );
+        // Two reads at most: 3 pages each (or 4 after the 40 additions).
+        let calls = server
+            .sim
+            .call_count(AK, ACTION_LIST_FOR_RESOURCE_DIRECTORY);
+        let pages = |n: usize| n.div_ceil(100) as u64;
+        assert!(
+            calls > pages(initial.len()) && calls <= pages(initial.len()) + pages(after.len()),
+            "+{insert} -{delete}: {calls} list calls"
+        );
+    }
+    Ok(())
+}
+
+/// A directory that changes before every page: both reads see a change, and the
+/// refresh is a `bad_response` saying so, after at most two reads.
+#[tokio::test]
+async fn a_directory_that_keeps_changing_is_a_bad_response_after_two_reads() -> TestResult {
+    let server = start_sim().await?;
+    seed(&server, AK, Dataset::AlibabaResourceDirectory, 250);
+    server.sim.set_churn(
+        AK,
+        Churn::every_request(Dataset::AlibabaResourceDirectory, 1, 0),
+    );
+    let (client, _) = client(&server, Setup::default())?;
+    let err = expect_err(client.list(deadline()).await);
+    assert_eq!(err.reason, Reason::BadResponse, "{err}");
+    assert!(
+        err.message.contains("kept changing during two whole reads"),
+        "{err}"
+    );
+    let calls = server
+        .sim
+        .call_count(AK, ACTION_LIST_FOR_RESOURCE_DIRECTORY);
+    assert!((4..=6).contains(&calls), "{calls} list calls");
     Ok(())
 }

@@ -11,7 +11,7 @@ use handshake_exporter::provider::huawei::{
 };
 use handshake_exporter::secret::{Credentials, Secret};
 use handshake_exporter::sim::recorder::{Recorder, json_response, redirect_response};
-use handshake_exporter::sim::{self, Dataset, Fault, FaultKind, Sim, SimServer, Tenant};
+use handshake_exporter::sim::{self, Churn, Dataset, Fault, FaultKind, Sim, SimServer, Tenant};
 use handshake_exporter::transport::{RetryPolicy, Transport, TransportSettings};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -553,5 +553,33 @@ async fn a_redirect_is_not_followed_and_nothing_reaches_its_target() -> TestResu
         );
     }
     assert_eq!(redirector.received().len(), 2, "a 3xx is not retried");
+    Ok(())
+}
+
+/// Invitations added while the list is walked push later ones onto the next page
+/// again (the simulator's markers are positions): the id is taken once, the refresh
+/// succeeds with every invitation that existed throughout, and no page is read twice.
+#[tokio::test]
+async fn invitations_added_between_pages_do_not_fail_the_refresh() -> TestResult {
+    let h = Harness::start(250, 0).await?;
+    let initial = h.sim().dataset(AK, Dataset::HuaweiSent);
+    h.sim()
+        .set_churn(AK, Churn::every_request(Dataset::HuaweiSent, 2, 0));
+    let client = h.client(Source {
+        limit: 100,
+        ..Source::default()
+    })?;
+    let got = client.list(deadline()).await?;
+    let got_ids = ids(&got);
+    let unique: HashSet<&str> = got_ids.iter().copied().collect();
+    assert_eq!(unique.len(), got_ids.len(), "an id twice");
+    for stable in &initial {
+        assert!(
+            unique.contains(stable.id.as_str()),
+            "{} is missing",
+            stable.id
+        );
+    }
+    assert_eq!(h.calls(ACTION_LIST_SENT), 3, "one walk of three pages");
     Ok(())
 }

@@ -454,6 +454,7 @@ fn list(
     // and its JSON is built after the lock (shared by every tenant) is released.
     let found = sim
         .with_tenant(&call.access_key_id, |t| {
+            t.before_list(dataset);
             t.datasets.get(&dataset).map(|all| {
                 let end = start.saturating_add(len).min(all.len());
                 (all.len(), all.get(start..end).unwrap_or(&[]).to_vec())

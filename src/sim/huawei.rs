@@ -156,6 +156,7 @@ async fn answer(sim: &Sim, req: &SimRequest, request_id: &str) -> SimResponse {
             // Only the page is copied, under the lock; its JSON is built outside it.
             let items = |offset: usize, limit: usize| {
                 sim.with_tenant(access_key_id, |t| {
+                    t.before_list(dataset);
                     let all = t.dataset(dataset);
                     let page = all.iter().skip(offset).take(limit).cloned().collect();
                     (all.len(), page)

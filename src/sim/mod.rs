@@ -111,6 +111,47 @@ pub struct Fault {
     pub times: Option<u32>,
 }
 
+/// A dataset that changes while it is being listed, as a busy directory does: before
+/// list request number `after + 1` of the dataset is answered (and, when `every` is
+/// not 0, before every `every`-th list request after that), `insert` fresh
+/// invitations go to the front of the list and `delete` invitations are removed from
+/// its middle. Both shift the later invitations across page boundaries.
+#[derive(Clone, Debug)]
+pub struct Churn {
+    pub dataset: Dataset,
+    pub after: u64,
+    pub every: u64,
+    pub insert: usize,
+    pub delete: usize,
+    /// List requests of the dataset answered so far.
+    pub seen: u64,
+    /// Changes made so far.
+    pub applied: u64,
+}
+
+impl Churn {
+    /// One change before list request `after + 1`, none after it.
+    pub fn once(dataset: Dataset, after: u64, insert: usize, delete: usize) -> Churn {
+        Churn {
+            dataset,
+            after,
+            every: 0,
+            insert,
+            delete,
+            seen: 0,
+            applied: 0,
+        }
+    }
+
+    /// A change before every list request of the dataset.
+    pub fn every_request(dataset: Dataset, insert: usize, delete: usize) -> Churn {
+        Churn {
+            every: 1,
+            ..Churn::once(dataset, 0, insert, delete)
+        }
+    }
+}
+
 /// One simulated account.
 #[derive(Clone, Debug, Default)]
 pub struct Tenant {
@@ -121,6 +162,8 @@ pub struct Tenant {
     pub faults: Vec<Fault>,
     /// Requests per action that reached the tenant (signature checked or not).
     pub calls: BTreeMap<String, u64>,
+    /// How the datasets change while they are listed, if they do.
+    pub churn: Vec<Churn>,
 }
 
 impl Tenant {
@@ -139,6 +182,34 @@ impl Tenant {
     /// Find an invitation by id in any dataset.
     pub fn find(&self, id: &str) -> Option<&Handshake> {
         self.datasets.values().flatten().find(|h| h.id == id)
+    }
+
+    /// Called by the list handlers before they read `dataset`: apply the churn due.
+    pub fn before_list(&mut self, dataset: Dataset) {
+        let Some(churn) = self.churn.iter_mut().find(|c| c.dataset == dataset) else {
+            return;
+        };
+        churn.seen += 1;
+        let since = churn.seen.saturating_sub(churn.after + 1);
+        let due = churn.seen > churn.after
+            && (since == 0 || (churn.every > 0 && since % churn.every == 0));
+        if !due {
+            return;
+        }
+        churn.applied += 1;
+        let (round, insert, delete) = (churn.applied, churn.insert, churn.delete);
+        let list = self.datasets.entry(dataset).or_default();
+        for _ in 0..delete {
+            if !list.is_empty() {
+                list.remove(list.len() / 2);
+            }
+        }
+        let fresh = data::generate(dataset, insert, round, chrono::Utc::now());
+        for (i, mut h) in fresh.into_iter().enumerate() {
+            // Letters and digits only: the Alibaba simulator checks id syntax.
+            h.id = format!("h-churn{round}x{i}");
+            list.insert(0, h);
+        }
     }
 
     /// Take the next fault for this action, counting it down.
@@ -290,6 +361,21 @@ impl Sim {
             removed
         })
         .unwrap_or(false)
+    }
+
+    /// Make a tenant's dataset change while it is listed (replacing any earlier
+    /// churn of that dataset).
+    pub fn set_churn(&self, access_key_id: &str, churn: Churn) -> bool {
+        self.with_tenant(access_key_id, |t| {
+            t.churn.retain(|c| c.dataset != churn.dataset);
+            t.churn.push(churn);
+        })
+        .is_some()
+    }
+
+    /// Stop all churn of a tenant.
+    pub fn clear_churn(&self, access_key_id: &str) {
+        self.with_tenant(access_key_id, |t| t.churn.clear());
     }
 
     pub fn add_fault(&self, access_key_id: &str, fault: Fault) -> bool {

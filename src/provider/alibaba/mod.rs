@@ -18,7 +18,7 @@ use crate::transport::{Transport, retry_after_hint};
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::time::Instant;
 use wire::{ErrorBody, ListPage, WireError};
@@ -307,13 +307,65 @@ impl AlibabaClient {
         wire::parse_list_page(&body).map_err(|e| wire_error(action, e))
     }
 
-    /// Every page of a list operation. Page 1 tells TotalCount; the rest are fetched
-    /// concurrently and checked in page order.
+    /// Every invitation of a list operation, read while the list may be changing.
+    ///
+    /// Offset pages of a list that changes while it is read shift: an invitation
+    /// added before a page already read pushes the next one onto a later page (read
+    /// twice), one deleted pulls the next one onto a page already read (never read).
+    /// A read shows such a shift as TotalCount changing between pages or an id on two
+    /// pages ([`PageAssembler`]). The rule:
+    ///
+    /// - A read that shows no change is the answer.
+    /// - A read that shows one is followed by exactly one more complete read. If that
+    ///   one shows no change, the answer is the second read plus the invitations only
+    ///   the first read saw, one entry per id (the second read's version wins).
+    ///   Every invitation present during the whole refresh was present during the
+    ///   whole second read, which saw no shift, so it is in the answer; one deleted
+    ///   during the refresh may still be in it (for one refresh interval), one added
+    ///   during it may be missing (the next refresh has it).
+    /// - If the second read shows a change too, the refresh is a `bad_response`:
+    ///   neither read can be trusted, and reading again and again would make a busy
+    ///   directory cost ever more calls.
+    ///
+    /// What paging cannot show: an addition and a deletion between the same two page
+    /// requests keep TotalCount and may skip an invitation without repeating one. The
+    /// first read's invitations in the union cover the invitations that read saw.
     async fn list_all(
         &self,
         action: &'static str,
         deadline: Instant,
     ) -> Result<Vec<Handshake>, ApiError> {
+        let (seen_first, first_change) = match self.read_all(action, deadline).await? {
+            Read::Unchanged(items) => return Ok(items),
+            Read::Changed { items, why } => (items, why),
+        };
+        tracing::debug!(
+            source = %self.source, action, change = %first_change,
+            "the list changed while it was read; reading it once more"
+        );
+        match self.read_all(action, deadline).await? {
+            Read::Unchanged(mut items) => {
+                let ids: HashSet<&str> = items.iter().map(|h| h.id.as_str()).collect();
+                let only_first: Vec<Handshake> = seen_first
+                    .into_iter()
+                    .filter(|h| !ids.contains(h.id.as_str()))
+                    .collect();
+                items.extend(only_first);
+                Ok(items)
+            }
+            Read::Changed { why, .. } => Err(ApiError::bad_response(
+                action,
+                format!(
+                    "the list kept changing during two whole reads ({first_change}; then {why})"
+                ),
+            )),
+        }
+    }
+
+    /// One whole read of a list operation. Page 1 tells TotalCount; the rest are
+    /// fetched concurrently and checked in page order. A change seen on a page ends
+    /// the read there (the pages still in flight are cancelled).
+    async fn read_all(&self, action: &'static str, deadline: Instant) -> Result<Read, ApiError> {
         let mut pages = PageAssembler::new(action, self.page_size, self.source.clone());
         let first = self.fetch_page(action, 1, deadline).await?;
         if !pages.accept(1, first)? {
@@ -424,19 +476,34 @@ impl HandshakeProvider for AlibabaClient {
     }
 }
 
+/// How one whole read of a list ended.
+#[derive(Debug)]
+enum Read {
+    /// The pages add up and nothing shows a change.
+    Unchanged(Vec<Handshake>),
+    /// The list changed while it was read (`why`); the invitations collected until
+    /// the change showed, one per id.
+    Changed { items: Vec<Handshake>, why: String },
+}
+
 /// Checks pages as they arrive (in page order) and collects their invitations.
-/// Everything that does not add up is a `bad_response`: a wrong answer must fail the
-/// refresh rather than publish a partial or duplicated list.
+/// A change of the list while it is read (TotalCount differing from page 1's, an id
+/// already seen on an earlier page) ends the read as [`Read::Changed`]; everything
+/// else that does not add up is a `bad_response`: a wrong answer must fail the
+/// refresh rather than publish a partial or duplicated list. With TotalCount the
+/// same on every page, offset paging fixes how many invitations each page has
+/// whatever the list holds, so a page of another size is the API's error, not a
+/// change.
 struct PageAssembler {
     action: &'static str,
     source: Arc<str>,
     page_size: u64,
     /// From page 1; `None` when the API did not say.
     total: Option<u64>,
-    /// First HandshakeId of each page so far → its page number (a repeated page).
-    first_ids: HashMap<String, u64>,
     seen: HashSet<String>,
     items: Vec<Handshake>,
+    /// The first change seen, which ended the read.
+    changed: Option<String>,
 }
 
 impl PageAssembler {
@@ -446,9 +513,9 @@ impl PageAssembler {
             source,
             page_size,
             total: None,
-            first_ids: HashMap::new(),
             seen: HashSet::new(),
             items: Vec::new(),
+            changed: None,
         }
     }
 
@@ -458,7 +525,8 @@ impl PageAssembler {
             .map(|total| total.div_ceil(self.page_size).max(1))
     }
 
-    /// Check and take page `asked`. `Ok(true)` when more pages follow.
+    /// Check and take page `asked`. `Ok(true)` when more pages follow; `Ok(false)` at
+    /// the last page or when this page shows that the list changed.
     fn accept(&mut self, asked: u64, page: ListPage) -> Result<bool, ApiError> {
         let action = self.action;
         let request_id = page.request_id.clone();
@@ -482,6 +550,13 @@ impl PageAssembler {
             }
             _ => {}
         }
+        let count = page.items.len() as u64;
+        if count > self.page_size {
+            return Err(bad(format!(
+                "page {asked} has {count} invitations, more than PageSize {}",
+                self.page_size
+            )));
+        }
         if asked == 1 {
             if let Some(total) = page.total_count
                 && total > MAX_TOTAL_COUNT
@@ -494,16 +569,10 @@ impl PageAssembler {
         } else if let (Some(first), Some(now)) = (self.total, page.total_count)
             && first != now
         {
-            return Err(bad(format!(
-                "TotalCount changed from {first} to {now} between pages"
-            )));
-        }
-        let count = page.items.len() as u64;
-        if count > self.page_size {
-            return Err(bad(format!(
-                "page {asked} has {count} invitations, more than PageSize {}",
-                self.page_size
-            )));
+            self.changed = Some(format!(
+                "TotalCount changed from {first} to {now} between pages (page {asked})"
+            ));
+            return Ok(false);
         }
         if let Some(total) = self.total {
             let expected = total
@@ -522,28 +591,30 @@ impl PageAssembler {
             }
         }
         let mut handshakes = Vec::with_capacity(page.items.len());
+        let mut on_this_page = HashSet::with_capacity(page.items.len());
         for (i, item) in page.items.into_iter().enumerate() {
             let h = item
                 .into_handshake(self.source.clone())
                 .ok_or_else(|| bad(format!("invitation {i} of page {asked} has no HandshakeId")))?;
-            handshakes.push(h);
-        }
-        if let Some(first) = handshakes.first() {
-            if let Some(earlier) = self.first_ids.get(&first.id) {
+            // One page is one snapshot: an id twice on it is no change, it is wrong.
+            if !on_this_page.insert(h.id.clone()) {
                 return Err(bad(format!(
-                    "page {asked} starts with the same invitation as page {earlier}: the API repeated a page"
-                )));
-            }
-            self.first_ids.insert(first.id.clone(), asked);
-        }
-        for h in &handshakes {
-            if !self.seen.insert(h.id.clone()) {
-                return Err(bad(format!(
-                    "invitation {} appears twice (again on page {asked})",
+                    "invitation {} appears twice on page {asked}",
                     h.id
                 )));
             }
+            handshakes.push(h);
         }
+        // An id seen on an earlier page: the pages shifted (something was added
+        // before it), or the API repeated a page; either way this read is not whole.
+        if let Some(again) = handshakes.iter().find(|h| self.seen.contains(&h.id)) {
+            self.changed = Some(format!(
+                "invitation {} appears again on page {asked}",
+                again.id
+            ));
+            return Ok(false);
+        }
+        self.seen.extend(on_this_page);
         self.items.extend(handshakes);
         Ok(match self.total {
             Some(total) => asked.saturating_mul(self.page_size) < total,
@@ -551,7 +622,13 @@ impl PageAssembler {
         })
     }
 
-    fn finish(self) -> Result<Vec<Handshake>, ApiError> {
+    fn finish(self) -> Result<Read, ApiError> {
+        if let Some(why) = self.changed {
+            return Ok(Read::Changed {
+                items: self.items,
+                why,
+            });
+        }
         match self.total {
             Some(total) if self.items.len() as u64 != total => Err(ApiError::bad_response(
                 self.action,
@@ -560,7 +637,7 @@ impl PageAssembler {
                     self.items.len()
                 ),
             )),
-            _ => Ok(self.items),
+            _ => Ok(Read::Unchanged(self.items)),
         }
     }
 }

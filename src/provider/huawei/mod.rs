@@ -14,7 +14,7 @@ use crate::transport::Transport;
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use reqwest::header::{HeaderName, HeaderValue};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -144,14 +144,25 @@ impl HuaweiClient {
     }
 
     /// Walk every page of a list operation.
+    ///
+    /// An id on a later page that an earlier page already had is taken once (the
+    /// later, newer version), not a failure. The marker's meaning is not documented;
+    /// if it is a position, as the simulator's is, an invitation added before it
+    /// while the list is walked pushes the next one onto the following page again,
+    /// and failing on that would fail every refresh of a busy organization. Unlike
+    /// Alibaba there is no total to show that the list changed, so there is no
+    /// second read: a deletion that pulls an invitation back onto a page already
+    /// read goes unseen until the next refresh. An id twice on one page is still a
+    /// `bad_response`: one answer is one snapshot.
     async fn list_pages(
         &self,
         action: &'static str,
         path: &str,
         deadline: Instant,
     ) -> Result<Vec<Handshake>, ApiError> {
-        let mut handshakes = Vec::new();
-        let mut seen_ids = HashSet::new();
+        let mut handshakes: Vec<Handshake> = Vec::new();
+        // Id → index in `handshakes`.
+        let mut seen_ids: HashMap<String, usize> = HashMap::new();
         let mut seen_markers = HashSet::new();
         let mut marker: Option<String> = None;
         for page_number in 1..=MAX_PAGES {
@@ -166,6 +177,7 @@ impl HuaweiClient {
                 items = page.handshakes.len(), more = page.next_marker.is_some(),
                 "Huawei page"
             );
+            let mut on_this_page = HashSet::with_capacity(page.handshakes.len());
             for dto in page.handshakes {
                 let handshake = wire::to_handshake(dto, &self.source).ok_or_else(|| {
                     ApiError::bad_response(
@@ -173,16 +185,28 @@ impl HuaweiClient {
                         format!("page {page_number} has an invitation without an id"),
                     )
                 })?;
-                if !seen_ids.insert(handshake.id.clone()) {
+                if !on_this_page.insert(handshake.id.clone()) {
                     return Err(ApiError::bad_response(
                         action,
                         format!(
-                            "invitation {} listed twice (again on page {page_number})",
+                            "invitation {} listed twice on page {page_number}",
                             handshake.id
                         ),
                     ));
                 }
-                handshakes.push(handshake);
+                match seen_ids.get(&handshake.id) {
+                    Some(&at) => {
+                        tracing::debug!(
+                            source = %self.source, action, handshake_id = %handshake.id,
+                            page = page_number, "invitation listed again on a later page; taken once"
+                        );
+                        handshakes[at] = handshake;
+                    }
+                    None => {
+                        seen_ids.insert(handshake.id.clone(), handshakes.len());
+                        handshakes.push(handshake);
+                    }
+                }
             }
             match page.next_marker {
                 None => return Ok(handshakes),
