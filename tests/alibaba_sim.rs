@@ -531,7 +531,7 @@ async fn the_ids_view_gets_each_configured_invitation() -> TestResult {
     assert_eq!(client.list(deadline()).await?, rest);
     let listing = client.fetch(deadline()).await?;
     assert_eq!(listing.handshakes, rest);
-    assert_eq!(listing.missing_ids, [gone.id.clone()]);
+    assert_eq!(listing.missing_ids, [gone.id.as_str()]);
 
     // Any other error still fails the refresh, nothing partial.
     for (kind, reason) in [

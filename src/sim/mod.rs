@@ -164,6 +164,8 @@ pub struct Tenant {
     pub calls: BTreeMap<String, u64>,
     /// How the datasets change while they are listed, if they do.
     pub churn: Vec<Churn>,
+    /// Invitations churn has added so far (keeps their ids unique in the tenant).
+    pub churned: u64,
 }
 
 impl Tenant {
@@ -198,6 +200,8 @@ impl Tenant {
         }
         churn.applied += 1;
         let (round, insert, delete) = (churn.applied, churn.insert, churn.delete);
+        let first_serial = self.churned;
+        self.churned += insert as u64;
         let list = self.datasets.entry(dataset).or_default();
         for _ in 0..delete {
             if !list.is_empty() {
@@ -207,7 +211,7 @@ impl Tenant {
         let fresh = data::generate(dataset, insert, round, chrono::Utc::now());
         for (i, mut h) in fresh.into_iter().enumerate() {
             // Letters and digits only: the Alibaba simulator checks id syntax.
-            h.id = format!("h-churn{round}x{i}");
+            h.id = format!("h-churn{}", first_serial + i as u64);
             list.insert(0, h);
         }
     }

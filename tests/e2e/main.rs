@@ -6,4 +6,5 @@ mod core;
 mod data;
 mod harness;
 mod reliability;
+mod soak;
 mod stack;
