@@ -324,7 +324,8 @@ mod tests {
                 access_key_secret: Secret::new("SK"),
                 security_token: None,
                 domain_id: None,
-            },
+            }
+            .into(),
             rate_limit: None,
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),

@@ -66,7 +66,8 @@ fn source(
             access_key_secret: Secret::new(sk),
             security_token: None,
             domain_id: domain,
-        },
+        }
+        .into(),
         rate_limit: None,
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(5),

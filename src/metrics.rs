@@ -5,7 +5,7 @@
 use crate::error::Reason;
 use crate::model::Provider;
 use prometheus::{
-    Encoder, Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct ExporterMetrics {
@@ -16,6 +16,8 @@ pub struct ExporterMetrics {
     pub refresh_failures: IntCounterVec,
     pub reload_successful: IntGauge,
     pub reload_success_timestamp: Gauge,
+    /// Set by `credentials::CredentialCache` for temporary credentials only.
+    pub credentials_expiry: GaugeVec,
 }
 
 /// Version string reported by `handshake_exporter_build_info`.
@@ -68,6 +70,14 @@ impl ExporterMetrics {
             "Time of the last successful configuration load.",
         )
         .expect("static metric definition");
+        let credentials_expiry = GaugeVec::new(
+            Opts::new(
+                "handshake_source_credentials_expiry_timestamp_seconds",
+                "When the source's current temporary credentials (assumed role, instance or pod identity) expire; absent for static keys.",
+            ),
+            &["provider", "source"],
+        )
+        .expect("static metric definition");
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "handshake_exporter_build_info",
@@ -91,6 +101,7 @@ impl ExporterMetrics {
             Box::new(refresh_failures.clone()),
             Box::new(reload_successful.clone()),
             Box::new(reload_success_timestamp.clone()),
+            Box::new(credentials_expiry.clone()),
             Box::new(build_info),
         ] {
             registry.register(c).expect("metric names are unique");
@@ -114,6 +125,7 @@ impl ExporterMetrics {
             refresh_failures,
             reload_successful,
             reload_success_timestamp,
+            credentials_expiry,
         }
     }
 
@@ -132,6 +144,7 @@ impl ExporterMetrics {
     pub fn remove_source(&self, provider: Provider, source: &str) {
         let p = provider.as_str();
         let _ = self.refreshes.remove_label_values(&[p, source]);
+        let _ = self.credentials_expiry.remove_label_values(&[p, source]);
         for reason in Reason::ALL {
             let _ = self
                 .refresh_failures

@@ -102,7 +102,8 @@ fn client(
             access_key_secret: Secret::new(setup.secret),
             security_token: setup.token.map(Secret::new),
             domain_id: None,
-        },
+        }
+        .into(),
         rate_limit: None,
         connect_timeout: Duration::from_secs(1),
         request_timeout: setup.request_timeout,

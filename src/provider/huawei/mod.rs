@@ -2,10 +2,12 @@
 //! ShowHandshake, signed with SDK-HMAC-SHA256 ([`sign`]) and read tolerantly
 //! ([`wire`]). See `shared/reference/huawei-organizations.md` for the wire contract.
 
+pub mod credentials;
 pub mod sign;
 pub mod wire;
 
 use crate::config::{SourceConfig, View};
+use crate::credentials::{CredentialCache, CredentialStatus};
 use crate::error::{ApiError, Reason};
 use crate::model::{Handshake, Provider};
 use crate::provider::{HandshakeProvider, percent_encode};
@@ -40,11 +42,12 @@ pub struct HuaweiClient {
     /// Configured ids, duplicates removed (first occurrence kept).
     handshake_ids: Vec<String>,
     limit: u32,
-    credentials: Credentials,
+    credentials: CredentialCache,
 }
 
 impl HuaweiClient {
     pub fn new(source: &SourceConfig, transport: Transport) -> HuaweiClient {
+        let metrics = transport.metrics().clone();
         let mut seen = HashSet::new();
         let handshake_ids = source
             .handshake_ids
@@ -59,7 +62,12 @@ impl HuaweiClient {
             view: source.view,
             handshake_ids,
             limit: source.page_size,
-            credentials: source.credentials.clone(),
+            credentials: CredentialCache::new(
+                credentials::fetcher(&source.credentials),
+                metrics,
+                Provider::Huawei,
+                Arc::from(source.name.as_str()),
+            ),
         }
     }
 
@@ -67,6 +75,7 @@ impl HuaweiClient {
     /// Called once per attempt so that every attempt carries a fresh `X-Sdk-Date`.
     fn build_request(
         &self,
+        credentials: &Credentials,
         action: &'static str,
         path: &str,
         query: &[(String, String)],
@@ -87,10 +96,10 @@ impl HuaweiClient {
             // The SDK sends and signs it even on body-less GETs.
             ("Content-Type".into(), "application/json".into()),
         ];
-        if let Some(domain_id) = &self.credentials.domain_id {
+        if let Some(domain_id) = &credentials.domain_id {
             headers.push(("X-Domain-Id".into(), domain_id.clone()));
         }
-        if let Some(token) = &self.credentials.security_token {
+        if let Some(token) = &credentials.security_token {
             headers.push(("X-Security-Token".into(), token.expose().to_string()));
         }
         let signed = sign::sign(
@@ -101,8 +110,8 @@ impl HuaweiClient {
                 headers: &headers,
                 body: b"",
             },
-            &self.credentials.access_key_id,
-            self.credentials.access_key_secret.expose(),
+            &credentials.access_key_id,
+            credentials.access_key_secret.expose(),
         )
         .map_err(|e| config_error(&e.to_string()))?;
         headers.push(("Authorization".into(), signed.authorization));
@@ -131,12 +140,16 @@ impl HuaweiClient {
         query: &[(String, String)],
         deadline: Instant,
     ) -> Result<bytes::Bytes, ApiError> {
+        let issued = self
+            .credentials
+            .get(&self.transport, deadline, action)
+            .await?;
         let response = self
             .transport
             .execute(
                 action,
                 deadline,
-                || self.build_request(action, path, query),
+                || self.build_request(&issued.credentials, action, path, query),
                 wire::parse_error,
             )
             .await?;
@@ -253,6 +266,10 @@ impl HandshakeProvider for HuaweiClient {
         Provider::Huawei
     }
 
+    fn credential_status(&self) -> Option<CredentialStatus> {
+        Some(self.credentials.status())
+    }
+
     async fn list(&self, deadline: Instant) -> Result<Vec<Handshake>, ApiError> {
         match self.view {
             View::Received => {
@@ -293,6 +310,15 @@ mod tests {
 
     const EDGE_MARKER: &str = "ou-Zx9/Ab+c=d e~f_g.h-i*j'k(l)m!n:o@p&q%r;é";
 
+    fn creds() -> Credentials {
+        Credentials {
+            access_key_id: "HWTESTSTSAK000000001".into(),
+            access_key_secret: Secret::new("hwTestTempSecretKey000000000000000000000"),
+            security_token: Some(Secret::new("gQpjbi1ub3J0aC00+fake/SecurityToken==")),
+            domain_id: Some("3f1b6a9c2e4d4f7b8a0c1d2e3f4a5b6c".into()),
+        }
+    }
+
     fn client(endpoint: &str) -> Result<HuaweiClient, String> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let source = SourceConfig {
@@ -303,12 +329,7 @@ mod tests {
             endpoint: endpoint.into(),
             signature: AlibabaSignature::default(),
             page_size: 100,
-            credentials: Credentials {
-                access_key_id: "HWTESTSTSAK000000001".into(),
-                access_key_secret: Secret::new("hwTestTempSecretKey000000000000000000000"),
-                security_token: Some(Secret::new("gQpjbi1ub3J0aC00+fake/SecurityToken==")),
-                domain_id: Some("3f1b6a9c2e4d4f7b8a0c1d2e3f4a5b6c".into()),
-            },
+            credentials: creds().into(),
             rate_limit: None,
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),
@@ -337,7 +358,7 @@ mod tests {
             ("marker".to_string(), EDGE_MARKER.to_string()),
             ("limit".to_string(), "100".to_string()),
         ];
-        let request = client.build_request(ACTION_LIST_SENT, PATH_LIST_SENT, &query)?;
+        let request = client.build_request(&creds(), ACTION_LIST_SENT, PATH_LIST_SENT, &query)?;
         assert_eq!(request.method(), reqwest::Method::GET);
         assert_eq!(request.url().path(), "/v1/organizations/handshakes");
         assert_eq!(
@@ -383,7 +404,7 @@ mod tests {
     {
         let client = client("https://organizations.myhuaweicloud.com")?;
         let path = format!("{PATH_LIST_SENT}/{}", percent_encode("h-a/b c"));
-        let request = client.build_request(ACTION_SHOW, &path, &[])?;
+        let request = client.build_request(&creds(), ACTION_SHOW, &path, &[])?;
         assert_eq!(
             request.url().as_str(),
             "https://organizations.myhuaweicloud.com/v1/organizations/handshakes/h-a%2Fb%20c"
