@@ -12,6 +12,7 @@ use crate::metrics::ExporterMetrics;
 use crate::model::{Handshake, Provider};
 use crate::provider::HandshakeProvider;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
@@ -58,6 +59,9 @@ pub struct SourceCache {
     refresh_interval: Duration,
     refresh_timeout: Duration,
     state: Mutex<State>,
+    /// Set when a reload removed this source: a refresh still in flight must not
+    /// bring its series back when it finishes.
+    retired: AtomicBool,
 }
 
 /// How a wait for fresh data ended.
@@ -94,6 +98,7 @@ impl SourceCache {
             refresh_interval,
             refresh_timeout,
             state: Mutex::new(State::default()),
+            retired: AtomicBool::new(false),
         })
     }
 
@@ -103,6 +108,28 @@ impl SourceCache {
 
     pub fn refresh_timeout(&self) -> Duration {
         self.refresh_timeout
+    }
+
+    /// Mark the source removed (by a reload) and drop its series. A refresh still in
+    /// flight finishes without touching metrics, and drops the series its requests
+    /// re-created on the way.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+        self.metrics.remove_source(self.config.provider, &self.name);
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::SeqCst)
+    }
+
+    /// Whether `id` is an invitation this source knows: in its last snapshot or in
+    /// its configured `handshake_ids`. The live lookup answers only for these.
+    pub fn knows(&self, id: &str) -> bool {
+        if self.config.handshake_ids.iter().any(|h| h == id) {
+            return true;
+        }
+        let snapshot = self.lock().snapshot.clone();
+        snapshot.is_some_and(|s| s.handshakes.iter().any(|h| h.id == id))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -182,6 +209,16 @@ impl SourceCache {
 
     fn finish(&self, result: Result<Vec<Handshake>, ApiError>, took: Duration) {
         let provider = self.config.provider.as_str();
+        if self.is_retired() {
+            // Removed by a reload while this refresh ran: no series may come back,
+            // including the request counters the refresh's API calls re-created.
+            let mut st = self.lock();
+            st.inflight = None;
+            drop(st);
+            self.metrics.remove_source(self.config.provider, &self.name);
+            tracing::debug!(source = %self.name, provider, "refresh of a removed source finished; result dropped");
+            return;
+        }
         self.metrics
             .refreshes
             .with_label_values(&[provider, &self.name])

@@ -150,8 +150,23 @@ impl ExporterMetrics {
                 .refresh_failures
                 .remove_label_values(&[p, source, reason.metric_label()]);
         }
-        // api_requests/api_retries have open-ended label sets; matching removal would
-        // need the registry's internals, so they stay until restart (documented).
+        // api_requests/api_retries have open-ended label sets (action, code): find
+        // this source's series among what they hold and remove each.
+        for vec in [&self.api_requests, &self.api_retries] {
+            use prometheus::core::Collector;
+            for family in vec.collect() {
+                for m in family.get_metric() {
+                    let labels: std::collections::HashMap<&str, &str> = m
+                        .get_label()
+                        .iter()
+                        .map(|l| (l.name(), l.value()))
+                        .collect();
+                    if labels.get("source") == Some(&source) && labels.get("provider") == Some(&p) {
+                        let _ = vec.remove(&labels);
+                    }
+                }
+            }
+        }
     }
 
     /// Append the text exposition of these metrics.

@@ -3,6 +3,8 @@
 
 mod calls;
 mod core;
+mod hardening;
 mod harness;
+mod hostile;
 mod reliability;
 mod stack;
