@@ -303,6 +303,11 @@ impl SourceCache {
         handshakes
     }
 
+    /// The source's credential type and expiry, for the landing page.
+    pub fn credential_status(&self) -> Option<crate::credentials::CredentialStatus> {
+        self.client.credential_status()
+    }
+
     /// Fetch one invitation live through this source's credentials.
     pub async fn get_live(&self, id: &str, deadline: Instant) -> Result<Handshake, ApiError> {
         let mut h = self.client.get(id, deadline).await?;

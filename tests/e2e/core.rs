@@ -284,6 +284,10 @@ async fn exposition_passes_promtool_and_json_api_lists_invitations() -> TestResu
     let (status, body) = get(&exporter.url("/")).await;
     assert_eq!(status, 200);
     assert!(body.contains("corp-account") && body.contains("/metrics"));
+    assert!(
+        body.contains("<th>credentials</th>") && body.contains("<td>access_key</td>"),
+        "the landing page shows each source's credential type: {body}"
+    );
     assert_eq!(get(&exporter.url("/-/healthy")).await.0, 200);
     assert_eq!(get(&exporter.url("/-/ready")).await.0, 200);
     Ok(())
