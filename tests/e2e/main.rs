@@ -4,5 +4,6 @@
 mod calls;
 mod core;
 mod harness;
+mod huawei_credentials;
 mod reliability;
 mod stack;
