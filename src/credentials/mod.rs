@@ -263,7 +263,10 @@ impl CredentialCache {
             }
             Err(e) => {
                 self.lock().last_failure = Some(Instant::now());
-                match current.filter(|c| c.valid_at(now)) {
+                // Checked again now: a refresh that failed after retries may have
+                // outlived the current credentials, which must not be sent then.
+                let after = crate::clock::unix_now();
+                match current.filter(|c| c.valid_at(after)) {
                     Some(c) => {
                         tracing::warn!(
                             source = %self.source,

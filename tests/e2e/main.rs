@@ -6,5 +6,6 @@ mod core;
 mod hardening;
 mod harness;
 mod hostile;
+mod huawei_credentials;
 mod reliability;
 mod stack;

@@ -3,6 +3,7 @@
 //! ([`wire`]). See `shared/reference/huawei-organizations.md` for the wire contract.
 
 pub mod credentials;
+pub mod identity;
 pub mod sign;
 pub mod wire;
 
@@ -63,7 +64,7 @@ impl HuaweiClient {
             handshake_ids,
             limit: source.page_size,
             credentials: CredentialCache::new(
-                credentials::fetcher(&source.credentials),
+                credentials::fetcher(&source.credentials, &source.endpoint),
                 metrics,
                 Provider::Huawei,
                 Arc::from(source.name.as_str()),
@@ -80,57 +81,7 @@ impl HuaweiClient {
         path: &str,
         query: &[(String, String)],
     ) -> Result<reqwest::Request, ApiError> {
-        let config_error = |what: &str| ApiError::new(Reason::BadRequest, action, what);
-        let mut url = reqwest::Url::parse(&format!("{}{path}", self.endpoint))
-            .map_err(|e| config_error(&format!("invalid endpoint URL: {e}")))?;
-        // The wire query *is* the canonical query (sorted, RFC 3986 encoded), as the
-        // SDK sends it; the url crate leaves such a string untouched.
-        let canonical_query = sign::canonical_query(query);
-        url.set_query((!canonical_query.is_empty()).then_some(canonical_query.as_str()));
-        let host = host_header(&url).ok_or_else(|| config_error("endpoint URL has no host"))?;
-
-        let date = chrono::Utc::now().format(sign::DATE_FORMAT).to_string();
-        let mut headers: Vec<(String, String)> = vec![
-            ("Host".into(), host),
-            (sign::DATE_HEADER.into(), date),
-            // The SDK sends and signs it even on body-less GETs.
-            ("Content-Type".into(), "application/json".into()),
-        ];
-        if let Some(domain_id) = &credentials.domain_id {
-            headers.push(("X-Domain-Id".into(), domain_id.clone()));
-        }
-        if let Some(token) = &credentials.security_token {
-            headers.push(("X-Security-Token".into(), token.expose().to_string()));
-        }
-        let signed = sign::sign(
-            &sign::RequestToSign {
-                method: "GET",
-                path: url.path(),
-                query,
-                headers: &headers,
-                body: b"",
-            },
-            &credentials.access_key_id,
-            credentials.access_key_secret.expose(),
-        )
-        .map_err(|e| config_error(&e.to_string()))?;
-        headers.push(("Authorization".into(), signed.authorization));
-
-        let mut request = reqwest::Request::new(reqwest::Method::GET, url);
-        for (name, value) in headers {
-            let sensitive = name == "X-Security-Token" || name == "Authorization";
-            let header_name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| config_error(&format!("invalid header name {name}")))?;
-            // The message names the header, never its value: it may be a credential.
-            let mut header_value = HeaderValue::from_str(&value).map_err(|_| {
-                config_error(&format!(
-                    "the {name} value has characters not allowed in an HTTP header"
-                ))
-            })?;
-            header_value.set_sensitive(sensitive);
-            request.headers_mut().insert(header_name, header_value);
-        }
-        Ok(request)
+        signed_get(&self.endpoint, credentials, action, path, query)
     }
 
     async fn get_json(
@@ -247,6 +198,70 @@ impl HuaweiClient {
         wire::to_handshake(dto, &self.source)
             .ok_or_else(|| ApiError::bad_response(ACTION_SHOW, "the answer has no id"))
     }
+}
+
+/// Build and sign a GET of `endpoint` + `path` (already percent-encoded) with
+/// `query`, as the SDK does: `X-Domain-Id` when the credentials carry one,
+/// `X-Security-Token` for temporary keys. Organizations calls and the IAM
+/// domain lookup share it.
+pub(crate) fn signed_get(
+    endpoint: &str,
+    credentials: &Credentials,
+    action: &'static str,
+    path: &str,
+    query: &[(String, String)],
+) -> Result<reqwest::Request, ApiError> {
+    let config_error = |what: &str| ApiError::new(Reason::BadRequest, action, what);
+    let mut url = reqwest::Url::parse(&format!("{endpoint}{path}"))
+        .map_err(|e| config_error(&format!("invalid endpoint URL: {e}")))?;
+    // The wire query *is* the canonical query (sorted, RFC 3986 encoded), as the
+    // SDK sends it; the url crate leaves such a string untouched.
+    let canonical_query = sign::canonical_query(query);
+    url.set_query((!canonical_query.is_empty()).then_some(canonical_query.as_str()));
+    let host = host_header(&url).ok_or_else(|| config_error("endpoint URL has no host"))?;
+
+    let date = chrono::Utc::now().format(sign::DATE_FORMAT).to_string();
+    let mut headers: Vec<(String, String)> = vec![
+        ("Host".into(), host),
+        (sign::DATE_HEADER.into(), date),
+        // The SDK sends and signs it even on body-less GETs.
+        ("Content-Type".into(), "application/json".into()),
+    ];
+    if let Some(domain_id) = &credentials.domain_id {
+        headers.push(("X-Domain-Id".into(), domain_id.clone()));
+    }
+    if let Some(token) = &credentials.security_token {
+        headers.push(("X-Security-Token".into(), token.expose().to_string()));
+    }
+    let signed = sign::sign(
+        &sign::RequestToSign {
+            method: "GET",
+            path: url.path(),
+            query,
+            headers: &headers,
+            body: b"",
+        },
+        &credentials.access_key_id,
+        credentials.access_key_secret.expose(),
+    )
+    .map_err(|e| config_error(&e.to_string()))?;
+    headers.push(("Authorization".into(), signed.authorization));
+
+    let mut request = reqwest::Request::new(reqwest::Method::GET, url);
+    for (name, value) in headers {
+        let sensitive = name == "X-Security-Token" || name == "Authorization";
+        let header_name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| config_error(&format!("invalid header name {name}")))?;
+        // The message names the header, never its value: it may be a credential.
+        let mut header_value = HeaderValue::from_str(&value).map_err(|_| {
+            config_error(&format!(
+                "the {name} value has characters not allowed in an HTTP header"
+            ))
+        })?;
+        header_value.set_sensitive(sensitive);
+        request.headers_mut().insert(header_name, header_value);
+    }
+    Ok(request)
 }
 
 /// `Host` as reqwest/hyper send it, which is what must be signed: the host, plus
