@@ -3,6 +3,7 @@
 
 mod calls;
 mod core;
+mod credentials;
 mod harness;
 mod reliability;
 mod stack;
