@@ -122,12 +122,11 @@ async fn alibaba_role_credentials_rotate_survive_an_sts_outage_until_expiry_and_
     let mut seen = String::new();
 
     // Every type reaches the role's account.
-    let mut text = String::new();
     let (all_up, latest) = scrape_until(&exporter, Duration::from_secs(20), |t| {
         SOURCES.iter().all(|s| up(t, s) == Some(1.0))
     })
     .await;
-    text = latest;
+    let mut text = latest;
     assert!(all_up, "not all up:\n{text}\n{}", exporter.log());
     for s in SOURCES {
         assert_eq!(pending(&text, s), 40.0, "{s}");
@@ -166,11 +165,10 @@ async fn alibaba_role_credentials_rotate_survive_an_sts_outage_until_expiry_and_
     };
     sim.sim.with_alibaba_identity(|id| id.outage = true);
     let before = calls(&sim.sim);
-    let (tried, latest) = scrape_until(&exporter, Duration::from_secs(20), |t| {
+    let (tried, _) = scrape_until(&exporter, Duration::from_secs(20), |_| {
         calls(&sim.sim) >= before + 3
     })
     .await;
-    text = latest;
     assert!(tried, "no refresh attempted during the outage");
     text = exporter.scrape().await;
     for s in SOURCES {
