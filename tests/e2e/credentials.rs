@@ -287,3 +287,67 @@ async fn config_check_names_file_line_and_field_for_credential_mistakes() -> Tes
     }
     Ok(())
 }
+
+/// The RRSA manifests hold together: the namespace is labelled for injection, the
+/// service account names the role, the Deployment runs as it, and the ConfigMap's
+/// configuration passes `--config.check` with what the webhook injects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rrsa_manifests_validate_with_the_injected_variables() -> TestResult {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/rrsa");
+    let yaml = |file: &str| -> Result<serde_json::Value, Box<dyn std::error::Error + Send + Sync>> {
+        let text = std::fs::read_to_string(dir.join(file))?;
+        Ok(serde_saphyr::from_str(&text)?)
+    };
+    let ns = yaml("namespace.yaml")?;
+    assert_eq!(
+        ns["metadata"]["labels"]["pod-identity.alibabacloud.com/injection"],
+        "on"
+    );
+    let sa = yaml("serviceaccount.yaml")?;
+    assert!(sa["metadata"]["annotations"]["pod-identity.alibabacloud.com/role-name"].is_string());
+    let deployment = yaml("deployment.yaml")?;
+    let spec = &deployment["spec"]["template"]["spec"];
+    assert_eq!(spec["serviceAccountName"], sa["metadata"]["name"]);
+    assert_eq!(deployment["metadata"]["namespace"], ns["metadata"]["name"]);
+    let configmap = yaml("configmap.yaml")?;
+    let config = configmap["data"]["config.yml"]
+        .as_str()
+        .ok_or("configmap has no config.yml")?;
+    assert!(config.contains("type: oidc_role_arn"));
+
+    let tmp = tempfile::tempdir()?;
+    let path = tmp.path().join("config.yml");
+    std::fs::write(&path, config)?;
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "eyJ.rrsa.token")?;
+    let check = |with_env: bool| -> std::io::Result<std::process::Output> {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.arg("--config.file").arg(&path).arg("--config.check");
+        for name in [
+            "ALIBABA_CLOUD_ROLE_ARN",
+            "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+            "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+        ] {
+            cmd.env_remove(name);
+        }
+        if with_env {
+            cmd.env("ALIBABA_CLOUD_ROLE_ARN", ROLE_ARN)
+                .env("ALIBABA_CLOUD_OIDC_PROVIDER_ARN", OIDC_PROVIDER)
+                .env("ALIBABA_CLOUD_OIDC_TOKEN_FILE", &token);
+        }
+        cmd.output()
+    };
+    let out = check(true)?;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without the webhook's variables the check says what is missing.
+    let out = check(false)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("ALIBABA_CLOUD_ROLE_ARN"), "{stderr}");
+    Ok(())
+}
