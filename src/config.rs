@@ -905,7 +905,16 @@ sources:
             Some("envsk")
         );
         assert_eq!(keys.and_then(|k| k.domain_id).as_deref(), Some("dom"));
-        let e = load("sources:\n  - name: x\n    provider: alibaba\n").err();
+        // Alibaba's default chain ends with the ECS RAM role; with that disabled and
+        // nothing else found, the error names the variables to set.
+        let disabled =
+            |k: &str| (k == "ALIBABA_CLOUD_ECS_METADATA_DISABLED").then(|| "true".to_string());
+        let e = load_str(
+            "sources:\n  - name: x\n    provider: alibaba\n",
+            Path::new("t.yml"),
+            &disabled,
+        )
+        .err();
         assert!(
             e.as_ref()
                 .is_some_and(|e| e.to_string().contains("ALIBABA_CLOUD_ACCESS_KEY_ID")),

@@ -392,6 +392,22 @@ impl Sim {
         self.lock().credential_lifetime = Some(lifetime);
     }
 
+    /// The temporary credentials issued for a tenant (tests check that none of
+    /// them leaks).
+    pub fn sessions(&self, tenant: &str) -> Vec<Session> {
+        self.lock()
+            .sessions
+            .values()
+            .filter(|s| s.tenant == tenant)
+            .cloned()
+            .collect()
+    }
+
+    /// The lifetime a test set with [`Sim::set_credential_lifetime`], if any.
+    pub fn credential_lifetime(&self) -> Option<Duration> {
+        self.lock().credential_lifetime
+    }
+
     /// How many temporary credentials have been issued for a tenant.
     pub fn sessions_issued(&self, tenant: &str) -> usize {
         self.lock()

@@ -352,6 +352,19 @@ async fn demo_serves_both_alibaba_views_and_both_huawei_views() -> TestResult {
             "{source}"
         );
     }
+    // alibaba-account gets temporary keys through the simulated STS.
+    assert_eq!(
+        value(
+            &text,
+            "handshake_api_requests_total",
+            &[
+                ("source", "alibaba-account"),
+                ("action", "AssumeRole"),
+                ("code", "200")
+            ]
+        ),
+        Some(1.0)
+    );
     // The simulator pins one pending invitation per dataset 5 hours from expiry, so
     // each source has at least one in the 1d window.
     for source in [

@@ -3,6 +3,7 @@
 
 mod calls;
 mod core;
+mod credentials;
 mod hardening;
 mod harness;
 mod hostile;

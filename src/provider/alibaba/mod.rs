@@ -7,7 +7,9 @@
 //! pages and refuses answers that do not add up.
 
 pub mod credentials;
+pub mod metadata;
 pub mod sign;
+pub mod sts;
 pub mod wire;
 
 use crate::config::{AlibabaSignature, SourceConfig, View};
