@@ -12,6 +12,7 @@ use crate::metrics::ExporterMetrics;
 use crate::model::{Anomalies, Handshake, Provider};
 use crate::provider::{HandshakeProvider, Listing};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
@@ -58,6 +59,9 @@ pub struct SourceCache {
     refresh_interval: Duration,
     refresh_timeout: Duration,
     state: Mutex<State>,
+    /// Set when a reload removed this source: a refresh still in flight must not
+    /// bring its series back when it finishes.
+    retired: AtomicBool,
     /// What has been logged about the data itself, so that it is logged once and not
     /// on every refresh. Only the refresh task touches it; apart from `state` so that
     /// logging never holds the lock scrapes take.
@@ -107,6 +111,7 @@ impl SourceCache {
             refresh_interval,
             refresh_timeout,
             state: Mutex::new(State::default()),
+            retired: AtomicBool::new(false),
             reported: Mutex::new(Reported::default()),
         })
     }
@@ -117,6 +122,28 @@ impl SourceCache {
 
     pub fn refresh_timeout(&self) -> Duration {
         self.refresh_timeout
+    }
+
+    /// Mark the source removed (by a reload) and drop its series. A refresh still in
+    /// flight finishes without touching metrics, and drops the series its requests
+    /// re-created on the way.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+        self.metrics.remove_source(self.config.provider, &self.name);
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::SeqCst)
+    }
+
+    /// Whether `id` is an invitation this source knows: in its last snapshot or in
+    /// its configured `handshake_ids`. The live lookup answers only for these.
+    pub fn knows(&self, id: &str) -> bool {
+        if self.config.handshake_ids.iter().any(|h| h == id) {
+            return true;
+        }
+        let snapshot = self.lock().snapshot.clone();
+        snapshot.is_some_and(|s| s.handshakes.iter().any(|h| h.id == id))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -196,6 +223,16 @@ impl SourceCache {
 
     fn finish(&self, result: Result<Listing, ApiError>, took: Duration) {
         let provider = self.config.provider.as_str();
+        if self.is_retired() {
+            // Removed by a reload while this refresh ran: no series may come back,
+            // including the request counters the refresh's API calls re-created.
+            let mut st = self.lock();
+            st.inflight = None;
+            drop(st);
+            self.metrics.remove_source(self.config.provider, &self.name);
+            tracing::debug!(source = %self.name, provider, "refresh of a removed source finished; result dropped");
+            return;
+        }
         self.metrics
             .refreshes
             .with_label_values(&[provider, &self.name])
@@ -341,6 +378,11 @@ impl SourceCache {
         handshakes
     }
 
+    /// The source's credential type and expiry, for the landing page.
+    pub fn credential_status(&self) -> Option<crate::credentials::CredentialStatus> {
+        self.client.credential_status()
+    }
+
     /// Fetch one invitation live through this source's credentials.
     pub async fn get_live(&self, id: &str, deadline: Instant) -> Result<Handshake, ApiError> {
         let mut h = self.client.get(id, deadline).await?;
@@ -400,7 +442,8 @@ mod tests {
                 access_key_secret: Secret::new("SK"),
                 security_token: None,
                 domain_id: None,
-            },
+            }
+            .into(),
             rate_limit: None,
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),

@@ -2,19 +2,22 @@
 //! about freshness; it only turns requests into calls and results into responses.
 
 use crate::app::App;
+use crate::auth::BasicAuth;
 use crate::cache::SourceView;
 use crate::config::TargetLabel;
 use crate::error::Reason;
 use crate::metrics::ExporterMetrics;
 use crate::model::Handshake;
 use crate::render::{self, RenderOptions, show_maybe_email, show_target};
+use crate::webconfig::{self, WebConfig};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use std::io::Write;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -22,15 +25,53 @@ use tokio::time::Instant;
 
 pub type Body = Full<Bytes>;
 
+/// Live lookups allowed in flight at once, process-wide; more get 429. Each one is
+/// a signed cloud call, so this stays small whatever the client does.
+pub const LIVE_LOOKUP_CONCURRENCY: usize = 4;
+
+/// How long in-flight connections may finish their responses after shutdown
+/// begins. Waiting scrapes are answered from the cache at once when it begins, so
+/// this only covers writing those answers out.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+
+/// What `--web.config.file` sets: replaced whole when the file is re-read.
+#[derive(Default)]
+pub struct WebSecurity {
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// `None` = no auth.
+    pub auth: Option<Arc<BasicAuth>>,
+}
+
+impl WebSecurity {
+    pub fn from_config(wc: WebConfig) -> WebSecurity {
+        WebSecurity {
+            tls: wc.tls,
+            auth: BasicAuth::new(wc.basic_auth),
+        }
+    }
+}
+
 /// HTTP server settings from the command line and `--web.config.file`.
 pub struct WebOptions {
     pub telemetry_path: String,
     /// Cap on concurrent `/metrics` and `/probe` requests; over it, 503.
     pub metrics_permits: Arc<Semaphore>,
     pub max_requests: usize,
-    /// Basic-auth users with bcrypt hashes; empty = no auth.
-    pub basic_auth: Vec<(String, String)>,
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// `--web.config.file`, re-read by [`reload`].
+    pub web_config_file: Option<PathBuf>,
+    security: RwLock<Arc<WebSecurity>>,
+    /// `--web.enable-lifecycle`: `POST /-/reload` (as in Prometheus).
+    pub enable_lifecycle: bool,
+    /// `--web.enable-live-lookup`: `GET /api/v1/sources/{source}/handshakes/{id}`.
+    pub enable_live_lookup: bool,
+    live_permits: Semaphore,
+    /// `--web.max-connections`: connections beyond it wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// `--web.read-header-timeout`: a request's headers must arrive within this long
+    /// of the server starting to wait for them (which also closes idle keep-alive
+    /// connections after this long).
+    pub read_header_timeout: Duration,
+    stop: watch::Sender<bool>,
 }
 
 impl WebOptions {
@@ -39,10 +80,84 @@ impl WebOptions {
             telemetry_path: telemetry_path.to_string(),
             metrics_permits: Arc::new(Semaphore::new(max_requests.max(1))),
             max_requests,
-            basic_auth: Vec::new(),
-            tls: None,
+            web_config_file: None,
+            security: RwLock::new(Arc::new(WebSecurity::default())),
+            enable_lifecycle: false,
+            enable_live_lookup: false,
+            live_permits: Semaphore::new(LIVE_LOOKUP_CONCURRENCY),
+            max_connections: 512,
+            read_header_timeout: Duration::from_secs(10),
+            stop: watch::channel(false).0,
         }
     }
+
+    /// The TLS and auth settings in force (cheap: an `Arc` clone).
+    pub fn security(&self) -> Arc<WebSecurity> {
+        self.security
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_security(&self, security: WebSecurity) {
+        *self.security.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(security);
+    }
+
+    /// Re-read `--web.config.file` (certificate, key, users). On error the running
+    /// settings stay and the error is returned (and logged).
+    pub fn reload_web_config(&self) -> Result<(), String> {
+        let Some(path) = &self.web_config_file else {
+            return Ok(());
+        };
+        match webconfig::load(path) {
+            Ok(wc) => {
+                self.set_security(WebSecurity::from_config(wc));
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "web configuration reload failed; keeping the running one");
+                Err(e)
+            }
+        }
+    }
+
+    /// Begin shutdown: stop accepting, answer waiting scrapes from the cache.
+    pub fn shutdown(&self) {
+        self.stop.send_replace(true);
+    }
+
+    fn stopping(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+}
+
+/// Run `fut` unless shutdown begins first (`None` then): a scrape that waits on a
+/// hung refresh is answered from the cache as soon as the process is told to stop.
+async fn unless_stopping<F: std::future::Future>(web: &WebOptions, fut: F) -> Option<F::Output> {
+    let mut stop = web.stopping();
+    tokio::select! {
+        out = fut => Some(out),
+        _ = stop.wait_for(|s| *s) => None,
+    }
+}
+
+/// Reload the configuration and the web configuration (SIGHUP and `POST /-/reload`).
+/// Runs on the blocking pool: it reads files and may wait for another reload.
+pub async fn reload(app: &Arc<App>, web: &Arc<WebOptions>) -> Result<(), String> {
+    let (app, web) = (app.clone(), web.clone());
+    tokio::task::spawn_blocking(move || {
+        let config = app.reload();
+        let webc = web
+            .reload_web_config()
+            .map_err(|e| format!("web configuration: {e}"));
+        match (config, webc) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+            (Err(a), Err(b)) => Err(format!("{a}; {b}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("reload task failed: {e}")))
 }
 
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -71,32 +186,52 @@ fn unix_now() -> f64 {
 }
 
 /// How long a scrape may wait for fresh data: Prometheus' advertised timeout minus
-/// the configured offset, or the configured default.
-pub fn scrape_deadline(headers: &HeaderMap, offset: Duration, default: Duration) -> Instant {
+/// the configured offset, or the configured default; never more than `max` (the
+/// refresh timeout: no refresh outlives it, so waiting longer gains nothing).
+///
+/// The header is client input: huge values (`1e19`, `1e300`), `NaN`, negatives and
+/// garbage must neither panic (`Duration::from_secs_f64` and `Instant + Duration`
+/// both do on overflow) nor hold a connection for longer than a refresh may take.
+pub fn scrape_deadline(
+    headers: &HeaderMap,
+    offset: Duration,
+    default: Duration,
+    max: Duration,
+) -> Instant {
     let advertised = headers
         .get("x-prometheus-scrape-timeout-seconds")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|v| v.is_finite() && *v > 0.0)
-        .map(Duration::from_secs_f64);
+        // Clamp before converting: a value beyond `max` is `max`.
+        .and_then(|v| Duration::try_from_secs_f64(v.min(max.as_secs_f64())).ok());
     let budget = match advertised {
         Some(t) => t.saturating_sub(offset).max(Duration::from_millis(100)),
         None => default,
-    };
-    Instant::now() + budget
+    }
+    .min(max);
+    let now = Instant::now();
+    now.checked_add(budget).unwrap_or(now)
 }
 
 /// Route one request.
 pub async fn handle(app: Arc<App>, web: Arc<WebOptions>, req: Request<Incoming>) -> Response<Body> {
-    if !web.basic_auth.is_empty() && !authorized(&web.basic_auth, req.headers()) {
-        let mut r = respond(StatusCode::UNAUTHORIZED, "text/plain", "Unauthorized\n");
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"handshake_exporter\""),
-        );
-        return r;
-    }
     let path = req.uri().path().to_string();
+    // Health and readiness reveal nothing and must answer Kubernetes probes, which
+    // carry no credentials; everything else is protected when users are configured.
+    let open = matches!(path.as_str(), "/-/healthy" | "/-/ready");
+    if !open {
+        if let Some(auth) = web.security().auth.clone() {
+            if !auth.check(req.headers()).await {
+                let mut r = respond(StatusCode::UNAUTHORIZED, "text/plain", "Unauthorized\n");
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"handshake_exporter\""),
+                );
+                return r;
+            }
+        }
+    }
     let method = req.method().clone();
     let query = req.uri().query().unwrap_or("").to_string();
     match (&method, path.as_str()) {
@@ -122,7 +257,12 @@ pub async fn handle(app: Arc<App>, web: Arc<WebOptions>, req: Request<Incoming>)
         // Ready once the configuration is loaded and the listener is up: readiness
         // never waits on a cloud API.
         (&Method::GET, "/-/ready") => respond(StatusCode::OK, "text/plain", "Ready\n"),
-        (&Method::POST | &Method::PUT, "/-/reload") => match app.reload() {
+        (&Method::POST | &Method::PUT, "/-/reload") if !web.enable_lifecycle => respond(
+            StatusCode::FORBIDDEN,
+            "text/plain",
+            "Lifecycle API is not enabled: start the exporter with --web.enable-lifecycle, or send SIGHUP\n",
+        ),
+        (&Method::POST | &Method::PUT, "/-/reload") => match reload(&app, &web).await {
             Ok(()) => respond(StatusCode::OK, "text/plain", "configuration reloaded\n"),
             Err(e) => respond(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -131,35 +271,10 @@ pub async fn handle(app: Arc<App>, web: Arc<WebOptions>, req: Request<Incoming>)
             ),
         },
         (_, "/-/reload") => respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use POST\n"),
-        (&Method::GET, "/api/v1/handshakes") => handshakes_json(&app, req.headers()).await,
-        (&Method::GET, p) if p.starts_with("/api/v1/sources/") => live_get(&app, p).await,
+        (&Method::GET, "/api/v1/handshakes") => handshakes_json(&app, &web, req.headers()).await,
+        (&Method::GET, p) if p.starts_with("/api/v1/sources/") => live_get(&app, &web, p).await,
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
-}
-
-fn authorized(users: &[(String, String)], headers: &HeaderMap) -> bool {
-    use base64::Engine;
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let Some(encoded) = value.strip_prefix("Basic ") else {
-        return false;
-    };
-    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
-        return false;
-    };
-    let Ok(decoded) = String::from_utf8(decoded) else {
-        return false;
-    };
-    let Some((user, password)) = decoded.split_once(':') else {
-        return false;
-    };
-    users
-        .iter()
-        .any(|(u, hash)| u == user && bcrypt::verify(password, hash).unwrap_or(false))
 }
 
 async fn metrics(
@@ -183,9 +298,13 @@ async fn metrics(
         headers,
         rt.config.scrape_timeout_offset,
         rt.config.default_scrape_timeout,
+        rt.config.refresh_timeout,
     );
     let views: Vec<SourceView> = match only {
-        None => rt.fresh_views(deadline).await,
+        None => match unless_stopping(web, rt.fresh_views(deadline)).await {
+            Some(views) => views,
+            None => rt.sources.iter().map(|s| s.view()).collect(),
+        },
         Some(name) => match rt.source(name) {
             None => {
                 return respond(
@@ -195,7 +314,7 @@ async fn metrics(
                 );
             }
             Some(s) => {
-                s.ensure_fresh(deadline).await;
+                unless_stopping(web, s.ensure_fresh(deadline)).await;
                 vec![s.view()]
             }
         },
@@ -274,14 +393,18 @@ pub fn handshake_json(h: &Handshake, rule: TargetLabel, now: f64) -> serde_json:
     v
 }
 
-async fn handshakes_json(app: &App, headers: &HeaderMap) -> Response<Body> {
+async fn handshakes_json(app: &App, web: &WebOptions, headers: &HeaderMap) -> Response<Body> {
     let rt = app.runtime();
     let deadline = scrape_deadline(
         headers,
         rt.config.scrape_timeout_offset,
         rt.config.default_scrape_timeout,
+        rt.config.refresh_timeout,
     );
-    let views = rt.fresh_views(deadline).await;
+    let views = match unless_stopping(web, rt.fresh_views(deadline)).await {
+        Some(views) => views,
+        None => rt.sources.iter().map(|s| s.view()).collect(),
+    };
     let now = unix_now();
     let items: Vec<serde_json::Value> = views
         .iter()
@@ -292,24 +415,68 @@ async fn handshakes_json(app: &App, headers: &HeaderMap) -> Response<Body> {
     json(StatusCode::OK, &serde_json::json!({ "handshakes": items }))
 }
 
-async fn live_get(app: &App, path: &str) -> Response<Body> {
+fn json_error(status: StatusCode, reason: &str, message: String) -> Response<Body> {
+    json(
+        status,
+        &serde_json::json!({"error": {"reason": reason, "message": message}}),
+    )
+}
+
+/// `GET /api/v1/sources/{source}/handshakes/{id}`: one invitation fetched live
+/// through the source's credentials. Every answer it gives costs a signed cloud call
+/// from the organization's quota, so: off unless `--web.enable-live-lookup`; only
+/// ids the source already knows (its cache or `handshake_ids`), never made-up ones;
+/// through the source's transport (its `rate_limit` and the outbound cap); and at
+/// most [`LIVE_LOOKUP_CONCURRENCY`] at once (429 beyond).
+async fn live_get(app: &App, web: &WebOptions, path: &str) -> Response<Body> {
     // /api/v1/sources/{source}/handshakes/{id}
     let rest = path.trim_start_matches("/api/v1/sources/");
     let parts: Vec<&str> = rest.split('/').collect();
     let [source, "handshakes", id] = parts.as_slice() else {
         return respond(StatusCode::NOT_FOUND, "text/plain", "not found\n");
     };
+    if !web.enable_live_lookup {
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "disabled",
+            "the live lookup is disabled: start the exporter with --web.enable-live-lookup (cached data: /api/v1/handshakes)".into(),
+        );
+    }
     let source = crate::provider::percent_decode(source, false);
     let id = crate::provider::percent_decode(id, false);
     let rt = app.runtime();
     let Some(cache) = rt.source(&source) else {
-        return json(
+        return json_error(
             StatusCode::NOT_FOUND,
-            &serde_json::json!({"error": {"reason": "unknown_source", "message": format!("no source named {source:?}")}}),
+            "unknown_source",
+            format!("no source named {source:?}"),
+        );
+    };
+    if !cache.knows(&id) {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "invitation {id:?} is neither in source {source:?}'s cache nor in its handshake_ids; the live lookup only re-reads known invitations"
+            ),
+        );
+    }
+    let Ok(_permit) = web.live_permits.try_acquire() else {
+        return json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!("more than {LIVE_LOOKUP_CONCURRENCY} live lookups in flight; try again"),
         );
     };
     let deadline = Instant::now() + cache.refresh_timeout().min(Duration::from_secs(30));
-    match cache.get_live(&id, deadline).await {
+    let Some(result) = unless_stopping(web, cache.get_live(&id, deadline)).await else {
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the exporter is shutting down".into(),
+        );
+    };
+    match result {
         Ok(h) => json(
             StatusCode::OK,
             &serde_json::json!({"handshake": handshake_json(&h, rt.config.target_label, unix_now())}),
@@ -340,6 +507,24 @@ fn html_escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// A source's credential type and, for temporary credentials, when they expire
+/// (never the credentials themselves).
+fn credentials_cell(status: Option<crate::credentials::CredentialStatus>) -> String {
+    let Some(status) = status else {
+        return String::new();
+    };
+    match status.expires_at {
+        None => status.kind.to_string(),
+        Some(t) => format!(
+            "{}, expire {}",
+            status.kind,
+            chrono::DateTime::from_timestamp(t as i64, 0)
+                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default()
+        ),
+    }
 }
 
 fn landing(app: &App, web: &WebOptions) -> Response<Body> {
@@ -387,10 +572,11 @@ fn landing(app: &App, web: &WebOptions) -> Response<Body> {
             })
             .unwrap_or_default();
         rows.push_str(&format!(
-            "<tr><td><a href=\"/probe?source={n}\">{n}</a></td><td>{p}</td><td>{view}</td><td>{state}</td><td>{count}</td><td>{pending}</td><td>{last}</td><td>{err}</td></tr>\n",
+            "<tr><td><a href=\"/probe?source={n}\">{n}</a></td><td>{p}</td><td>{view}</td><td>{creds}</td><td>{state}</td><td>{count}</td><td>{pending}</td><td>{last}</td><td>{err}</td></tr>\n",
             n = html_escape(&s.name),
             p = s.provider(),
             view = s.config.view.as_str(),
+            creds = html_escape(&credentials_cell(s.credential_status())),
             err = html_escape(&error),
         ));
     }
@@ -401,7 +587,7 @@ fn landing(app: &App, web: &WebOptions) -> Response<Body> {
 <ul><li><a href=\"{metrics}\">Metrics</a></li><li><a href=\"/api/v1/handshakes\">Cached invitations (JSON)</a></li>\
 <li><a href=\"/-/healthy\">Health</a></li><li><a href=\"/-/ready\">Readiness</a></li></ul>\
 <h2>Sources</h2><p>Refresh interval {interval:?}. Data is fetched when a scrape finds it older than that.</p>\
-<table><tr><th>source</th><th>provider</th><th>view</th><th>state</th><th>invitations</th><th>pending</th><th>last success</th><th>last error</th></tr>\n{rows}</table></body></html>\n",
+<table><tr><th>source</th><th>provider</th><th>view</th><th>credentials</th><th>state</th><th>invitations</th><th>pending</th><th>last success</th><th>last error</th></tr>\n{rows}</table></body></html>\n",
         version = crate::metrics::VERSION,
         metrics = html_escape(&web.telemetry_path),
         interval = rt.config.refresh_interval,
@@ -409,80 +595,168 @@ fn landing(app: &App, web: &WebOptions) -> Response<Body> {
     respond(StatusCode::OK, "text/html; charset=utf-8", page)
 }
 
-/// Serve until `shutdown` turns true, then finish in-flight requests (at most 5 s).
-pub async fn serve(
-    app: Arc<App>,
-    web: Arc<WebOptions>,
-    listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// Serve until [`WebOptions::shutdown`], then give in-flight connections
+/// [`SHUTDOWN_GRACE`] to finish and drop the rest.
+///
+/// At most `max_connections` connections are open at once: beyond that the server
+/// stops accepting and new connections wait in the kernel's accept queue (as Go's
+/// `netutil.LimitListener` in exporter-toolkit), so a flood of idle connections
+/// cannot exhaust file descriptors or memory; they are served as slots free up.
+pub async fn serve(app: Arc<App>, web: Arc<WebOptions>, listener: TcpListener) {
+    let mut shutdown = web.stopping();
+    let slots = Arc::new(Semaphore::new(web.max_connections.max(1)));
     let mut connections = tokio::task::JoinSet::new();
     loop {
-        tokio::select! {
-            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let app = app.clone();
-                let web = web.clone();
-                let stop = shutdown.clone();
-                connections.spawn(async move {
-                    match web.tls.clone() {
-                        None => serve_connection(stream, app, web, stop).await,
-                        Some(acceptor) => {
-                            match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                                Ok(Ok(tls)) => serve_connection(tls, app, web, stop).await,
-                                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                            }
-                        }
-                    }
-                });
-                // Reap finished connections so the set does not grow.
-                while connections.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
-        }
+        };
+        let app = app.clone();
+        let web = web.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            // Read per connection: a reloaded certificate applies to new connections.
+            match web.security().tls.clone() {
+                None => serve_connection(stream, app, web).await,
+                Some(acceptor) => {
+                    let handshake = acceptor.accept(stream);
+                    match tokio::time::timeout(web.read_header_timeout, handshake).await {
+                        Ok(Ok(tls)) => serve_connection(tls, app, web).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+        // Reap finished connections so the set does not grow.
+        while connections.try_join_next().is_some() {}
     }
+    // Stop accepting: connections still in the queue are refused, not left hanging.
+    drop(listener);
     let drain = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(5), drain)
-        .await
-        .is_err()
-    {
-        tracing::warn!("some connections did not finish within 5s of shutdown");
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        tracing::warn!(
+            grace_ms = SHUTDOWN_GRACE.as_millis() as u64,
+            remaining = connections.len(),
+            "closing connections that did not finish within the shutdown grace"
+        );
+        connections.abort_all();
     }
 }
 
-async fn serve_connection<IO>(
-    io: IO,
-    app: Arc<App>,
-    web: Arc<WebOptions>,
-    mut stop: watch::Receiver<bool>,
-) where
+async fn serve_connection<IO>(io: IO, app: Arc<App>, web: Arc<WebOptions>)
+where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let mut stop = web.stopping();
+    let read_header_timeout = web.read_header_timeout;
     let svc = hyper::service::service_fn(move |req| {
         let app = app.clone();
         let web = web.clone();
         async move { Ok::<_, std::convert::Infallible>(handle(app, web, req).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
-        .header_read_timeout(Duration::from_secs(30))
+        // hyper starts this timer whenever it waits for a request's head: on a new
+        // connection, between keep-alive requests, and while headers trickle in. So
+        // it is both the slowloris guard and the keep-alive idle timeout.
+        .header_read_timeout(read_header_timeout)
         .timer(hyper_util::rt::TokioTimer::new())
         .serve_connection(hyper_util::rt::TokioIo::new(io), svc);
     tokio::pin!(conn);
     let stopping = tokio::select! {
         _ = conn.as_mut() => false,
-        _ = async { let _ = stop.wait_for(|s| *s).await; } => true,
+        _ = stop.wait_for(|s| *s) => true,
     };
     if stopping {
+        // Finishes a response being written, then closes; a connection between
+        // requests closes at once. `serve` bounds the whole by SHUTDOWN_GRACE.
         conn.as_mut().graceful_shutdown();
         let _ = conn.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_credentials_cell_shows_type_and_expiry_only() {
+        use crate::credentials::CredentialStatus;
+        assert_eq!(credentials_cell(None), "");
+        let fixed = CredentialStatus {
+            kind: "access_key",
+            expires_at: None,
+        };
+        assert_eq!(credentials_cell(Some(fixed)), "access_key");
+        let role = CredentialStatus {
+            kind: "ram_role_arn",
+            expires_at: Some(1_798_761_600.0),
+        };
+        assert_eq!(
+            credentials_cell(Some(role)),
+            "ram_role_arn, expire 2027-01-01T00:00:00Z"
+        );
+    }
+
+    fn deadline_for(value: &[u8]) -> Duration {
+        let mut h = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_bytes(value) {
+            h.insert("x-prometheus-scrape-timeout-seconds", v);
+        }
+        let start = Instant::now();
+        scrape_deadline(
+            &h,
+            Duration::from_millis(500),
+            Duration::from_secs(10),
+            Duration::from_secs(30),
+        )
+        .saturating_duration_since(start)
+    }
+
+    #[test]
+    fn hostile_scrape_timeout_headers_never_panic_and_are_clamped() {
+        // Failed before: `1e19` panicked with "overflow when adding duration to instant".
+        for v in ["1e19", "1e300", "18446744073709551616", "1e10"] {
+            let d = deadline_for(v.as_bytes());
+            assert!(d <= Duration::from_millis(30_100), "{v}: {d:?}");
+            assert!(d >= Duration::from_secs(29), "{v}: {d:?}");
+        }
+        // Not a usable timeout: the default applies.
+        for v in [
+            &b"NaN"[..],
+            b"-1",
+            b"garbage",
+            b"0",
+            b"-inf",
+            b"inf",
+            b"",
+            b"\xff\xfe",
+        ] {
+            let d = deadline_for(v);
+            assert!(
+                d <= Duration::from_millis(10_100) && d >= Duration::from_secs(9),
+                "{v:?}: {d:?}"
+            );
+        }
+        // Tiny values still leave the minimum wait; a normal one is honoured.
+        assert!(deadline_for(b"1e-300") <= Duration::from_millis(200));
+        let d = deadline_for(b"15");
+        assert!(d <= Duration::from_millis(14_600) && d >= Duration::from_millis(14_000));
     }
 }

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +50,20 @@ struct Cli {
     /// Maximum number of concurrent scrape requests; more get 503.
     #[arg(long = "web.max-requests", value_name = "N", default_value_t = 40)]
     max_requests: usize,
+    /// Maximum number of open connections; more wait in the kernel's accept queue.
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 512)]
+    max_connections: usize,
+    /// A request's headers must arrive within this; also closes keep-alive
+    /// connections idle this long (slowloris and idle-connection protection).
+    #[arg(long = "web.read-header-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    read_header_timeout: std::time::Duration,
+    /// Enable POST /-/reload (as Prometheus' flag); SIGHUP always reloads.
+    #[arg(long = "web.enable-lifecycle")]
+    enable_lifecycle: bool,
+    /// Enable GET /api/v1/sources/{source}/handshakes/{id}: a signed cloud call per
+    /// request, for invitations the source already knows.
+    #[arg(long = "web.enable-live-lookup")]
+    enable_live_lookup: bool,
     /// Only log messages with the given severity or above.
     #[arg(long = "log.level", default_value = "info", value_parser = ["trace", "debug", "info", "warn", "error"])]
     log_level: String,
@@ -72,6 +85,29 @@ enum Command {
     },
 }
 
+/// `10s`, `500ms`, `2m`, `1h`: a positive duration.
+fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
+    let raw = raw.trim();
+    let split = raw
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{raw:?}: add a unit (ms, s, m, h)"))?;
+    let (n, unit) = raw.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{raw:?}: expected a number and a unit, like 10s"))?;
+    let d = match unit {
+        "ms" => std::time::Duration::from_millis(n),
+        "s" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_secs(n.saturating_mul(60)),
+        "h" => std::time::Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(format!("{raw:?}: unknown unit {unit:?} (ms, s, m, h)")),
+    };
+    if d.is_zero() || d > std::time::Duration::from_secs(24 * 3600) {
+        return Err(format!("{raw:?}: must be more than 0 and at most 24h"));
+    }
+    Ok(d)
+}
+
 /// `:9866` means every interface, like Prometheus' own flags.
 fn listen_addr(raw: &str) -> String {
     if raw.starts_with(':') {
@@ -81,9 +117,26 @@ fn listen_addr(raw: &str) -> String {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(run(cli));
+    // Whatever a cloud API is doing, exit now: refresh tasks stuck on a hung API are
+    // dropped instead of awaited (the default drop waits for blocking tasks).
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
+}
+
+async fn run(cli: Cli) -> ExitCode {
     logging::init(&cli.log_level, &cli.log_format);
     handshake_exporter::init_crypto();
 
@@ -140,12 +193,14 @@ async fn main() -> ExitCode {
     };
 
     let mut web = WebOptions::new(&cli.telemetry_path, cli.max_requests);
+    web.max_connections = cli.max_connections.max(1);
+    web.read_header_timeout = cli.read_header_timeout;
+    web.enable_lifecycle = cli.enable_lifecycle;
+    web.enable_live_lookup = cli.enable_live_lookup;
+    web.web_config_file = cli.web_config_file.clone();
     if let Some(path) = &cli.web_config_file {
         match webconfig::load(path) {
-            Ok(wc) => {
-                web.tls = wc.tls;
-                web.basic_auth = wc.basic_auth;
-            }
+            Ok(wc) => web.set_security(http::WebSecurity::from_config(wc)),
             Err(e) => {
                 tracing::error!(error = %e, "invalid web configuration");
                 eprintln!("{e}");
@@ -153,7 +208,8 @@ async fn main() -> ExitCode {
             }
         }
     }
-    let tls = web.tls.is_some();
+    let tls = web.security().tls.is_some();
+    let web = Arc::new(web);
 
     let addr = listen_addr(&cli.listen_address);
     let listener = match TcpListener::bind(&addr).await {
@@ -174,11 +230,12 @@ async fn main() -> ExitCode {
         "listening"
     );
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let server = tokio::spawn(http::serve(app.clone(), Arc::new(web), listener, stop_rx));
-    wait_for_signals(&app).await;
+    let server = tokio::spawn(http::serve(app.clone(), web.clone(), listener));
+    wait_for_signals(&app, &web).await;
     tracing::info!("shutting down");
-    let _ = stop_tx.send(true);
+    // Waiting scrapes are answered from the cache now; the server stops accepting
+    // and gives open connections a short grace (http::SHUTDOWN_GRACE).
+    web.shutdown();
     let _ = server.await;
     if let Some(sim) = demo_sim {
         sim.shutdown().await;
@@ -187,7 +244,7 @@ async fn main() -> ExitCode {
 }
 
 /// Return on SIGTERM or SIGINT; reload on SIGHUP.
-async fn wait_for_signals(app: &Arc<App>) {
+async fn wait_for_signals(app: &Arc<App>, web: &Arc<WebOptions>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -205,8 +262,9 @@ async fn wait_for_signals(app: &Arc<App>) {
                 _ = term.recv() => return,
                 _ = int.recv() => return,
                 _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reloading configuration");
-                    let _ = app.reload();
+                    tracing::info!("SIGHUP: reloading configuration and web configuration");
+                    // Errors are logged where they happen; the running settings stay.
+                    let _ = http::reload(app, web).await;
                 }
             }
         }

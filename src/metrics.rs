@@ -5,7 +5,7 @@
 use crate::error::Reason;
 use crate::model::{AnomalyField, Provider};
 use prometheus::{
-    Encoder, Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct ExporterMetrics {
@@ -18,6 +18,8 @@ pub struct ExporterMetrics {
     pub parse_anomalies: IntCounterVec,
     pub reload_successful: IntGauge,
     pub reload_success_timestamp: Gauge,
+    /// Set by `credentials::CredentialCache` for temporary credentials only.
+    pub credentials_expiry: GaugeVec,
 }
 
 /// Version string reported by `handshake_exporter_build_info`.
@@ -86,6 +88,14 @@ impl ExporterMetrics {
             "Time of the last successful configuration load.",
         )
         .expect("static metric definition");
+        let credentials_expiry = GaugeVec::new(
+            Opts::new(
+                "handshake_source_credentials_expiry_timestamp_seconds",
+                "When the source's current temporary credentials (assumed role, instance or pod identity) expire; absent for static keys.",
+            ),
+            &["provider", "source"],
+        )
+        .expect("static metric definition");
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "handshake_exporter_build_info",
@@ -111,6 +121,7 @@ impl ExporterMetrics {
             Box::new(parse_anomalies.clone()),
             Box::new(reload_successful.clone()),
             Box::new(reload_success_timestamp.clone()),
+            Box::new(credentials_expiry.clone()),
             Box::new(build_info),
         ] {
             registry.register(c).expect("metric names are unique");
@@ -136,6 +147,7 @@ impl ExporterMetrics {
             parse_anomalies,
             reload_successful,
             reload_success_timestamp,
+            credentials_expiry,
         }
     }
 
@@ -165,13 +177,29 @@ impl ExporterMetrics {
                 .parse_anomalies
                 .remove_label_values(&[p, source, field.as_str()]);
         }
+        let _ = self.credentials_expiry.remove_label_values(&[p, source]);
         for reason in Reason::ALL {
             let _ = self
                 .refresh_failures
                 .remove_label_values(&[p, source, reason.metric_label()]);
         }
-        // api_requests/api_retries have open-ended label sets; matching removal would
-        // need the registry's internals, so they stay until restart (documented).
+        // api_requests/api_retries have open-ended label sets (action, code): find
+        // this source's series among what they hold and remove each.
+        for vec in [&self.api_requests, &self.api_retries] {
+            use prometheus::core::Collector;
+            for family in vec.collect() {
+                for m in family.get_metric() {
+                    let labels: std::collections::HashMap<&str, &str> = m
+                        .get_label()
+                        .iter()
+                        .map(|l| (l.name(), l.value()))
+                        .collect();
+                    if labels.get("source") == Some(&source) && labels.get("provider") == Some(&p) {
+                        let _ = vec.remove(&labels);
+                    }
+                }
+            }
+        }
     }
 
     /// Append the text exposition of these metrics.

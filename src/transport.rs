@@ -144,6 +144,11 @@ impl Transport {
         })
     }
 
+    /// The exporter's metrics (credential caches publish their expiry there).
+    pub fn metrics(&self) -> &Arc<ExporterMetrics> {
+        &self.metrics
+    }
+
     fn count_request(&self, action: &str, code: &str) {
         self.metrics
             .api_requests

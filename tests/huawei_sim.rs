@@ -104,7 +104,8 @@ impl Harness {
                 access_key_secret: Secret::new(s.secret),
                 security_token: s.token.map(Secret::new),
                 domain_id: Some("3f1b6a9c2e4d4f7b8a0c1d2e3f4a5b6c".into()),
-            },
+            }
+            .into(),
             rate_limit: None,
             connect_timeout: Duration::from_secs(2),
             request_timeout: s.request_timeout,

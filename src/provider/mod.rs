@@ -63,6 +63,11 @@ pub trait HandshakeProvider: Send + Sync {
 
     /// One invitation, fetched live (GetHandshake / ShowHandshake).
     async fn get(&self, id: &str, deadline: Instant) -> Result<Handshake, ApiError>;
+
+    /// The credential type and, for temporary credentials, when they expire.
+    fn credential_status(&self) -> Option<crate::credentials::CredentialStatus> {
+        None
+    }
 }
 
 /// Build the provider client for a source.

@@ -18,6 +18,10 @@ use std::time::Duration;
 
 /// The API gateway's authentication failure (documented).
 const AUTH_FAILED: &str = "APIGW.0301";
+/// The API gateway's "The token must be updated." (401): what its error-code list
+/// gives for an expired token. That temporary AK/SK past their expiry get this code
+/// rather than `APIGW.0301` is an assumption (no capture of a real answer).
+const TOKEN_EXPIRED: &str = "APIGW.0307";
 /// Throttling (the reference believes this code; unconfirmed).
 const THROTTLED: &str = "APIGW.0308";
 /// Backend unavailable. Invented in the gateway's style.
@@ -112,6 +116,18 @@ async fn answer(sim: &Sim, req: &SimRequest, request_id: &str) -> SimResponse {
     if let Err(why) = verify_signature(req, &authorization, &call) {
         return auth_failed(why);
     }
+    if call.expired {
+        return expired_token();
+    }
+    // Organizations trusts X-Domain-Id only if it is the key's own account.
+    let domain_header = req
+        .headers
+        .get("x-domain-id")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    if !sim.with_huawei_identity(|s| s.check_domain_header(&call.tenant, domain_header.as_deref()))
+    {
+        return auth_failed("X-Domain-Id is not the account of the access key");
+    }
 
     match call.fault {
         Some(FaultKind::Throttle { retry_after_ms }) => {
@@ -150,7 +166,8 @@ async fn answer(sim: &Sim, req: &SimRequest, request_id: &str) -> SimResponse {
         | None => {}
     }
     let fault = call.fault.as_ref();
-    let access_key_id = &authorization.access_key_id;
+    // Temporary keys reach their issuing tenant's data.
+    let access_key_id = &call.tenant;
     let body = match route {
         Route::List(dataset) => {
             // Only the page is copied, under the lock; its JSON is built outside it.
@@ -198,8 +215,16 @@ async fn answer(sim: &Sim, req: &SimRequest, request_id: &str) -> SimResponse {
     response
 }
 
+/// The answer to a call signed with temporary keys past their expiry.
+pub(super) fn expired_token() -> SimResponse {
+    SimResponse::json(
+        401,
+        &json!({"error_code": TOKEN_EXPIRED, "error_msg": "The token must be updated."}),
+    )
+}
+
 /// Recompute the signature over the headers the client says it signed.
-fn verify_signature(
+pub(super) fn verify_signature(
     req: &SimRequest,
     authorization: &sign::ParsedAuthorization,
     call: &CallContext,

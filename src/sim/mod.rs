@@ -8,8 +8,10 @@
 //! call counters; in-process tests use the same operations as Rust methods.
 
 pub mod alibaba;
+pub mod alibaba_identity;
 pub mod data;
 pub mod huawei;
+pub mod huawei_identity;
 pub mod recorder;
 
 use crate::model::Handshake;
@@ -234,10 +236,33 @@ impl Tenant {
     }
 }
 
+/// Temporary credentials the simulator issued (STS, metadata, IAM): they sign
+/// requests of their tenant until they expire.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// Access key id of the tenant whose data they reach.
+    pub tenant: String,
+    pub access_key_id: String,
+    pub secret: String,
+    pub security_token: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Lifetime of issued credentials unless a test sets another.
+pub const DEFAULT_CREDENTIAL_LIFETIME: Duration = Duration::from_secs(3600);
+
 #[derive(Default)]
 struct SimState {
     tenants: HashMap<String, Tenant>,
     latency: Duration,
+    /// Issued temporary credentials by access key id.
+    sessions: HashMap<String, Session>,
+    /// Lifetime of newly issued credentials; `None` = [`DEFAULT_CREDENTIAL_LIFETIME`].
+    credential_lifetime: Option<Duration>,
+    /// Roles, instance identities and identity providers (Alibaba).
+    alibaba_identity: alibaba_identity::IdentityState,
+    /// Agencies, metadata and identity providers (Huawei).
+    huawei_identity: huawei_identity::IdentityState,
 }
 
 /// The simulator's shared state.
@@ -427,15 +452,112 @@ impl Sim {
 
     /// Look up a tenant's secret and token, count the call, and take a fault.
     /// `None` when the access key is unknown (the call is not counted anywhere).
+    /// Temporary credentials the simulator issued count as their tenant's, with
+    /// their own secret and token, and say whether they have expired.
     pub fn begin_call(&self, access_key_id: &str, action: &str) -> Option<CallContext> {
-        self.with_tenant(access_key_id, |t| {
-            *t.calls.entry(action.to_string()).or_insert(0) += 1;
-            CallContext {
+        let mut st = self.lock();
+        let session = st.sessions.get(access_key_id).cloned();
+        let tenant_key = session
+            .as_ref()
+            .map_or(access_key_id, |s| s.tenant.as_str());
+        let t = st.tenants.get_mut(tenant_key)?;
+        *t.calls.entry(action.to_string()).or_insert(0) += 1;
+        let fault = t.take_fault(action);
+        Some(match session {
+            None => CallContext {
                 secret: t.secret.clone(),
                 security_token: t.security_token.clone(),
-                fault: t.take_fault(action),
-            }
+                fault,
+                tenant: t.access_key_id.clone(),
+                expired: false,
+            },
+            Some(s) => CallContext {
+                secret: s.secret,
+                security_token: Some(s.security_token),
+                fault,
+                tenant: t.access_key_id.clone(),
+                expired: chrono::Utc::now() >= s.expires_at,
+            },
         })
+    }
+
+    /// Issue temporary credentials for a tenant (with the current lifetime, or
+    /// `lifetime` when given). `prefix` marks the issuer in the key id (`STS.`).
+    pub fn issue_session(
+        &self,
+        tenant: &str,
+        prefix: &str,
+        lifetime: Option<Duration>,
+    ) -> Option<Session> {
+        let mut st = self.lock();
+        if !st.tenants.contains_key(tenant) {
+            return None;
+        }
+        let lifetime = lifetime
+            .or(st.credential_lifetime)
+            .unwrap_or(DEFAULT_CREDENTIAL_LIFETIME);
+        let rand = |n: usize| -> String {
+            std::iter::repeat_with(fastrand::alphanumeric)
+                .take(n)
+                .collect()
+        };
+        let session = Session {
+            tenant: tenant.to_string(),
+            access_key_id: format!("{prefix}{}", rand(20)),
+            secret: rand(30),
+            security_token: format!("{}{}", rand(40), "/+="),
+            expires_at: chrono::Utc::now()
+                + chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::hours(1)),
+        };
+        st.sessions
+            .insert(session.access_key_id.clone(), session.clone());
+        Some(session)
+    }
+
+    /// Lifetime of credentials issued from now on (tests shorten it).
+    pub fn set_credential_lifetime(&self, lifetime: Duration) {
+        self.lock().credential_lifetime = Some(lifetime);
+    }
+
+    /// The temporary credentials issued for a tenant (tests check that none of
+    /// them leaks).
+    pub fn sessions(&self, tenant: &str) -> Vec<Session> {
+        self.lock()
+            .sessions
+            .values()
+            .filter(|s| s.tenant == tenant)
+            .cloned()
+            .collect()
+    }
+
+    /// The lifetime a test set with [`Sim::set_credential_lifetime`], if any.
+    pub fn credential_lifetime(&self) -> Option<Duration> {
+        self.lock().credential_lifetime
+    }
+
+    /// How many temporary credentials have been issued for a tenant.
+    pub fn sessions_issued(&self, tenant: &str) -> usize {
+        self.lock()
+            .sessions
+            .values()
+            .filter(|s| s.tenant == tenant)
+            .count()
+    }
+
+    /// Run `f` on the Alibaba identity configuration (roles, instance role, OIDC).
+    pub fn with_alibaba_identity<R>(
+        &self,
+        f: impl FnOnce(&mut alibaba_identity::IdentityState) -> R,
+    ) -> R {
+        f(&mut self.lock().alibaba_identity)
+    }
+
+    /// Run `f` on the Huawei identity configuration (metadata, IdP, IAM).
+    pub fn with_huawei_identity<R>(
+        &self,
+        f: impl FnOnce(&mut huawei_identity::IdentityState) -> R,
+    ) -> R {
+        f(&mut self.lock().huawei_identity)
     }
 
     /// A copy of a tenant's dataset.
@@ -456,6 +578,11 @@ pub struct CallContext {
     pub secret: String,
     pub security_token: Option<String>,
     pub fault: Option<FaultKind>,
+    /// The tenant the call reaches (the issuing tenant for temporary credentials).
+    pub tenant: String,
+    /// Temporary credentials past their expiry: the handler answers with the
+    /// cloud's expired-token error.
+    pub expired: bool,
 }
 
 /// A running simulator; dropping it (or calling [`SimServer::shutdown`]) stops it.
@@ -558,6 +685,13 @@ async fn route(sim: &Arc<Sim>, req: Request<Incoming>) -> Response<Body> {
     let latency = sim.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
+    }
+    // Identity services first (STS, metadata, IAM): each claims its own requests.
+    if let Some(response) = alibaba_identity::handle(sim, &request).await {
+        return to_response(response);
+    }
+    if let Some(response) = huawei_identity::handle(sim, &request).await {
+        return to_response(response);
     }
     let response = if request.path.starts_with("/v1/") {
         huawei::handle(sim, request).await

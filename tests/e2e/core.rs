@@ -217,7 +217,7 @@ async fn exposition_passes_promtool_and_json_api_lists_invitations() -> TestResu
         alibaba_source("corp-account", &sim.url(), AK, SK, "account")
             .replace("    credentials:", "    signature: v1\n    credentials:")
     );
-    let exporter = Exporter::start(&cfg, &[]);
+    let exporter = Exporter::start(&cfg, &["--web.enable-live-lookup"]);
     let text = exporter.scrape().await;
     assert_eq!(
         sum(
@@ -264,8 +264,10 @@ async fn exposition_passes_promtool_and_json_api_lists_invitations() -> TestResu
         }
     }
 
-    // Live GetHandshake through the source's credentials.
-    let id = sim.sim.dataset(AK, Dataset::AlibabaAccount)[0].id.clone();
+    // Live GetHandshake through the source's credentials, for an id it has cached.
+    let id = sim.sim.dataset(AK, Dataset::AlibabaResourceDirectory)[0]
+        .id
+        .clone();
     let (status, body) =
         get(&exporter.url(&format!("/api/v1/sources/corp-rd/handshakes/{id}"))).await;
     assert_eq!(status, 200, "{body}");
@@ -282,6 +284,10 @@ async fn exposition_passes_promtool_and_json_api_lists_invitations() -> TestResu
     let (status, body) = get(&exporter.url("/")).await;
     assert_eq!(status, 200);
     assert!(body.contains("corp-account") && body.contains("/metrics"));
+    assert!(
+        body.contains("<th>credentials</th>") && body.contains("<td>access_key</td>"),
+        "the landing page shows each source's credential type: {body}"
+    );
     assert_eq!(get(&exporter.url("/-/healthy")).await.0, 200);
     assert_eq!(get(&exporter.url("/-/ready")).await.0, 200);
     Ok(())
@@ -327,7 +333,7 @@ async fn a_bad_config_exits_non_zero_naming_the_line() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_serves_both_alibaba_views_and_both_huawei_views() -> TestResult {
-    let exporter = Exporter::start_args(&["--demo"]);
+    let exporter = Exporter::start_args(&["--demo", "--web.enable-live-lookup"]);
     let text = exporter.scrape().await;
     for source in [
         "alibaba-rd",
@@ -346,6 +352,19 @@ async fn demo_serves_both_alibaba_views_and_both_huawei_views() -> TestResult {
             "{source}"
         );
     }
+    // alibaba-account gets temporary keys through the simulated STS.
+    assert_eq!(
+        value(
+            &text,
+            "handshake_api_requests_total",
+            &[
+                ("source", "alibaba-account"),
+                ("action", "AssumeRole"),
+                ("code", "200")
+            ]
+        ),
+        Some(1.0)
+    );
     // The simulator pins one pending invitation per dataset 5 hours from expiry, so
     // each source has at least one in the 1d window.
     for source in [

@@ -130,9 +130,32 @@ impl Exporter {
         }
     }
 
-    /// The exporter's process id (to read its /proc entries).
+    /// The exporter's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The exporter's resident set size in KiB (`VmRSS` of /proc/<pid>/status).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Send `sig` and return how long the process took to exit (at most 10 s).
+    pub fn stop_timed(mut self, sig: &str) -> (Option<i32>, Duration) {
+        let started = Instant::now();
+        self.signal(sig);
+        let deadline = started + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return (status.code(), started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        (None, started.elapsed())
     }
 
     pub fn url(&self, path: &str) -> String {

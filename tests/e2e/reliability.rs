@@ -258,7 +258,10 @@ async fn reload_applies_good_configs_keeps_old_on_bad_and_keeps_unchanged_caches
     tenant(&sim.sim, HW_AK, HW_SK, &[(Dataset::HuaweiSent, 40)]);
     let ali = alibaba_source("ali", &sim.url(), ALI_AK, ALI_SK, "resource_directory");
     let hw = huawei_source("hw", &sim.url(), HW_AK, HW_SK, "sent");
-    let exporter = Exporter::start(&format!("refresh_interval: 10m\nsources:\n{ali}"), &[]);
+    let exporter = Exporter::start(
+        &format!("refresh_interval: 10m\nsources:\n{ali}"),
+        &["--web.enable-lifecycle"],
+    );
     let text = exporter.scrape().await;
     assert_eq!(
         sum(&text, "handshake_invitations", &[("source", "ali")]),
@@ -404,6 +407,66 @@ async fn tls_and_basic_auth_protect_every_endpoint() -> TestResult {
     // Plain HTTP to the TLS port does not get metrics.
     let (status, _) = get(&exporter.url("/metrics")).await;
     assert_ne!(status, 200);
+    // Health and readiness stay open for Kubernetes probes (they reveal nothing).
+    // Failed before: 401 (the shipped probes restarted the pod forever).
+    for path in ["/-/healthy", "/-/ready"] {
+        let r = tls.get(url.replace("/metrics", path)).send().await?;
+        assert_eq!(r.status().as_u16(), 200, "{path} without credentials");
+    }
+
+    // SIGHUP re-reads the web config: a new certificate and a new password.
+    // Failed before: the old certificate and users stayed until restart.
+    let cert2 =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+    std::fs::write(dir.path().join("cert.pem"), cert2.cert.pem())?;
+    std::fs::write(
+        dir.path().join("key.pem"),
+        cert2.signing_key.serialize_pem(),
+    )?;
+    let hash2 = bcrypt::hash("n3w-pass", 4)?;
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\nbasic_auth_users:\n  prometheus: '{hash2}'\n"
+        ),
+    )?;
+    exporter.signal("HUP");
+    let tls2 = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert2.cert.pem().as_bytes())?)
+        .build()?;
+    let reloaded = eventually(Duration::from_secs(10), || async {
+        tls2.get(&url)
+            .basic_auth("prometheus", Some("n3w-pass"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().as_u16() == 200)
+    })
+    .await;
+    assert!(
+        reloaded,
+        "new certificate and password in force after SIGHUP"
+    );
+    let r = tls2
+        .get(&url)
+        .basic_auth("prometheus", Some("s3cret-pass"))
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 401, "old password refused");
+    // A broken web config keeps the running one (and says so in the log).
+    std::fs::write(&web, "basic_auth_users:\n  prometheus: plaintext\n")?;
+    exporter.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            exporter.log().contains("web configuration reload failed")
+        })
+        .await
+    );
+    let r = tls2
+        .get(&url)
+        .basic_auth("prometheus", Some("n3w-pass"))
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 200, "running web config kept");
     Ok(())
 }
 
@@ -478,7 +541,7 @@ async fn secrets_never_leave_the_process() -> TestResult {
         format!("    credentials: {{access_key_id: {HW_AK}, access_key_secret_file: {file}, security_token: {TOKEN}}}"),
     ]
     .join("\n");
-    let exporter = Exporter::start(&cfg, &["--log.level", "trace"]);
+    let exporter = Exporter::start(&cfg, &["--log.level", "trace", "--web.enable-live-lookup"]);
     let mut seen = String::new();
     seen.push_str(&exporter.scrape().await);
     // Failures too: their messages and logs must not carry secrets either.

@@ -6,10 +6,14 @@
 //! in [`sign`], response parsing in [`wire`]; this module builds requests, walks the
 //! pages and refuses answers that do not add up.
 
+pub mod credentials;
+pub mod metadata;
 pub mod sign;
+pub mod sts;
 pub mod wire;
 
 use crate::config::{AlibabaSignature, SourceConfig, View};
+use crate::credentials::{CredentialCache, CredentialStatus};
 use crate::error::{ApiError, Reason};
 use crate::model::{Handshake, Provider};
 use crate::provider::{HandshakeProvider, Listing, nonce, percent_encode};
@@ -51,7 +55,7 @@ pub struct AlibabaClient {
     handshake_ids: Vec<String>,
     signature: AlibabaSignature,
     page_size: u64,
-    credentials: Credentials,
+    credentials: CredentialCache,
     /// The parsed endpoint, or why it cannot be used (reported on every call, since
     /// `new` cannot fail).
     endpoint: Result<Endpoint, String>,
@@ -224,6 +228,7 @@ fn to_reqwest(
 
 impl AlibabaClient {
     pub fn new(source: &SourceConfig, transport: Transport) -> AlibabaClient {
+        let metrics = transport.metrics().clone();
         let mut seen = HashSet::new();
         let handshake_ids = source
             .handshake_ids
@@ -238,7 +243,12 @@ impl AlibabaClient {
             handshake_ids,
             signature: source.signature,
             page_size: u64::from(source.page_size.max(1)),
-            credentials: source.credentials.clone(),
+            credentials: CredentialCache::new(
+                credentials::fetcher(&source.credentials),
+                metrics,
+                crate::model::Provider::Alibaba,
+                Arc::from(source.name.as_str()),
+            ),
             endpoint: Endpoint::parse(&source.endpoint),
         }
     }
@@ -248,6 +258,7 @@ impl AlibabaClient {
     fn build_request(
         &self,
         endpoint: &Endpoint,
+        credentials: &Credentials,
         action: &'static str,
         params: &[(&str, &str)],
     ) -> Result<reqwest::Request, ApiError> {
@@ -257,14 +268,7 @@ impl AlibabaClient {
             AlibabaSignature::V3 => prepare_v3,
             AlibabaSignature::V1 => prepare_v1,
         };
-        let call = prepare(
-            action,
-            params,
-            endpoint,
-            &self.credentials,
-            &timestamp,
-            &nonce,
-        );
+        let call = prepare(action, params, endpoint, credentials, &timestamp, &nonce);
         to_reqwest(action, endpoint, call)
     }
 
@@ -279,12 +283,18 @@ impl AlibabaClient {
             .endpoint
             .as_ref()
             .map_err(|m| ApiError::new(Reason::BadRequest, action, m.clone()))?;
+        // Fetched (or refreshed) before every operation, not once per refresh: a
+        // long refresh may outlive temporary credentials.
+        let issued = self
+            .credentials
+            .get(&self.transport, deadline, action)
+            .await?;
         let response = self
             .transport
             .execute(
                 action,
                 deadline,
-                || self.build_request(endpoint, action, params),
+                || self.build_request(endpoint, &issued.credentials, action, params),
                 parse_error,
             )
             .await?;
@@ -431,6 +441,10 @@ impl AlibabaClient {
 impl HandshakeProvider for AlibabaClient {
     fn provider(&self) -> Provider {
         Provider::Alibaba
+    }
+
+    fn credential_status(&self) -> Option<CredentialStatus> {
+        Some(self.credentials.status())
     }
 
     async fn fetch(&self, deadline: Instant) -> Result<Listing, ApiError> {

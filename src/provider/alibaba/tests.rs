@@ -603,7 +603,8 @@ fn every_attempt_is_signed_with_a_fresh_nonce_and_the_current_date()
             access_key_secret: Secret::new("SK"),
             security_token: None,
             domain_id: None,
-        },
+        }
+        .into(),
         rate_limit: None,
         connect_timeout: std::time::Duration::from_secs(1),
         request_timeout: std::time::Duration::from_secs(1),
@@ -629,8 +630,12 @@ fn every_attempt_is_signed_with_a_fresh_nonce_and_the_current_date()
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let first = client.build_request(endpoint, ACTION_LIST_FOR_ACCOUNT, &[])?;
-    let second = client.build_request(endpoint, ACTION_LIST_FOR_ACCOUNT, &[])?;
+    let creds = source
+        .credentials
+        .read_static_for_tests()
+        .ok_or("static test credentials")?;
+    let first = client.build_request(endpoint, &creds, ACTION_LIST_FOR_ACCOUNT, &[])?;
+    let second = client.build_request(endpoint, &creds, ACTION_LIST_FOR_ACCOUNT, &[])?;
     let nonce = header(&first, "x-acs-signature-nonce");
     assert!(nonce.as_ref().is_some_and(|n| n.len() == 32));
     assert_ne!(nonce, header(&second, "x-acs-signature-nonce"));
