@@ -93,7 +93,8 @@ fn source(name: &str, provider: Provider, endpoint: &str, ak: &str) -> SourceCon
             access_key_secret: Secret::new(SECRET),
             security_token: None,
             domain_id: (provider == Provider::Huawei).then(|| DOMAIN.to_string()),
-        },
+        }
+        .into(),
         rate_limit: None,
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(20),

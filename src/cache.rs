@@ -9,9 +9,9 @@
 use crate::config::SourceConfig;
 use crate::error::{ApiError, Reason};
 use crate::metrics::ExporterMetrics;
-use crate::model::{Handshake, Provider};
-use crate::provider::HandshakeProvider;
-use std::collections::HashSet;
+use crate::model::{Anomalies, Handshake, Provider};
+use crate::provider::{HandshakeProvider, Listing};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -62,6 +62,19 @@ pub struct SourceCache {
     /// Set when a reload removed this source: a refresh still in flight must not
     /// bring its series back when it finishes.
     retired: AtomicBool,
+    /// What has been logged about the data itself, so that it is logged once and not
+    /// on every refresh. Only the refresh task touches it; apart from `state` so that
+    /// logging never holds the lock scrapes take.
+    reported: Mutex<Reported>,
+}
+
+/// Findings already logged, kept while they last.
+#[derive(Default)]
+struct Reported {
+    /// Configured ids the cloud said do not exist.
+    missing: HashSet<String>,
+    /// Invitations with a field that did not parse, and which fields.
+    anomalies: HashMap<String, Anomalies>,
 }
 
 /// How a wait for fresh data ended.
@@ -99,6 +112,7 @@ impl SourceCache {
             refresh_timeout,
             state: Mutex::new(State::default()),
             retired: AtomicBool::new(false),
+            reported: Mutex::new(Reported::default()),
         })
     }
 
@@ -193,7 +207,7 @@ impl SourceCache {
         tokio::spawn(async move {
             let started = Instant::now();
             let deadline = started + me.refresh_timeout;
-            let result = match tokio::time::timeout_at(deadline, me.client.list(deadline)).await {
+            let result = match tokio::time::timeout_at(deadline, me.client.fetch(deadline)).await {
                 Ok(r) => r,
                 Err(_) => Err(ApiError::new(
                     Reason::Timeout,
@@ -207,7 +221,7 @@ impl SourceCache {
         rx
     }
 
-    fn finish(&self, result: Result<Vec<Handshake>, ApiError>, took: Duration) {
+    fn finish(&self, result: Result<Listing, ApiError>, took: Duration) {
         let provider = self.config.provider.as_str();
         if self.is_retired() {
             // Removed by a reload while this refresh ran: no series may come back,
@@ -224,8 +238,13 @@ impl SourceCache {
             .with_label_values(&[provider, &self.name])
             .inc();
         // Done before taking the lock that every scrape's `view` takes too: compaction,
-        // the failure counter and the log line (I/O) stay out of it.
-        let result = result.map(|handshakes| self.prepare(handshakes));
+        // the failure counter and the log lines (I/O) stay out of it.
+        let result = result.map(|listing| {
+            self.note_missing(&listing.missing_ids);
+            let handshakes = self.prepare(listing.handshakes);
+            self.note_anomalies(&handshakes);
+            handshakes
+        });
         match &result {
             Ok(handshakes) => tracing::debug!(
                 source = %self.name, provider, invitations = handshakes.len(),
@@ -269,11 +288,67 @@ impl SourceCache {
         }
     }
 
+    /// `view: ids`: set the missing-ids gauge and log each missing id once, when it
+    /// goes missing (not on every refresh while it stays missing).
+    fn note_missing(&self, missing: &[String]) {
+        let provider = self.config.provider.as_str();
+        self.metrics
+            .missing_ids
+            .with_label_values(&[provider, &self.name])
+            .set(i64::try_from(missing.len()).unwrap_or(i64::MAX));
+        let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        // Ids that came back (or were dropped from the configuration) are forgotten,
+        // so that going missing again is logged again.
+        reported
+            .missing
+            .retain(|id| missing.iter().any(|m| m == id));
+        for id in missing {
+            if reported.missing.insert(id.clone()) {
+                tracing::warn!(
+                    source = %self.name, provider, handshake_id = %id,
+                    "the cloud says this configured handshake id does not exist; \
+                     leaving it out (finished invitations age out after about 30 days: \
+                     remove it from handshake_ids)"
+                );
+            }
+        }
+    }
+
+    /// Count every field that did not parse (on every refresh that sees it, so that
+    /// `increase()` stays above 0 while the data stays broken) and log each
+    /// invitation once when it gains an unreadable field, not on every refresh.
+    fn note_anomalies(&self, handshakes: &[Handshake]) {
+        let provider = self.config.provider.as_str();
+        let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        let mut now: HashMap<String, Anomalies> = HashMap::new();
+        for h in handshakes.iter().filter(|h| !h.anomalies.is_empty()) {
+            for field in h.anomalies.iter() {
+                self.metrics
+                    .parse_anomalies
+                    .with_label_values(&[provider, &self.name, field.as_str()])
+                    .inc();
+            }
+            let known = reported.anomalies.get(&h.id).copied().unwrap_or_default();
+            if h.anomalies.iter().any(|f| !known.contains(f)) {
+                let fields: Vec<&str> = h.anomalies.iter().map(|f| f.as_str()).collect();
+                tracing::warn!(
+                    source = %self.name, provider, handshake_id = %h.id,
+                    fields = %fields.join(","),
+                    "invitation fields did not parse; kept without them (see the runbook: \
+                     data findings)"
+                );
+            }
+            now.insert(h.id.clone(), h.anomalies);
+        }
+        // Invitations that are gone or read cleanly now are forgotten.
+        reported.anomalies = now;
+    }
+
     /// A successful refresh's list as the snapshot keeps it: duplicates dropped, no
     /// spare capacity, every invitation labelled with this source's name.
     fn prepare(&self, mut handshakes: Vec<Handshake>) -> Vec<Handshake> {
         // Ids are the series identity: a duplicate would make the exposition invalid.
-        // Providers reject duplicates; this is the last guard (first one kept). The
+        // Providers take each id once; this is the last guard (first one kept). The
         // check borrows the ids instead of cloning 10,000 strings.
         let duplicates: Vec<usize> = {
             let mut seen = HashSet::with_capacity(handshakes.len());
@@ -301,6 +376,11 @@ impl SourceCache {
             }
         }
         handshakes
+    }
+
+    /// The source's credential type and expiry, for the landing page.
+    pub fn credential_status(&self) -> Option<crate::credentials::CredentialStatus> {
+        self.client.credential_status()
     }
 
     /// Fetch one invitation live through this source's credentials.
@@ -332,7 +412,7 @@ mod tests {
         fn provider(&self) -> Provider {
             Provider::Alibaba
         }
-        async fn list(&self, _deadline: Instant) -> Result<Vec<Handshake>, ApiError> {
+        async fn fetch(&self, _deadline: Instant) -> Result<Listing, ApiError> {
             let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
             tokio::time::sleep(self.delay).await;
             if self.fail.load(Ordering::SeqCst) {
@@ -340,7 +420,8 @@ mod tests {
             }
             Ok((0..n)
                 .map(|i| Handshake::new(Provider::Alibaba, Arc::from("x"), format!("h-{i}")))
-                .collect())
+                .collect::<Vec<_>>()
+                .into())
         }
         async fn get(&self, id: &str, _deadline: Instant) -> Result<Handshake, ApiError> {
             Ok(Handshake::new(Provider::Alibaba, Arc::from("x"), id))
@@ -361,7 +442,8 @@ mod tests {
                 access_key_secret: Secret::new("SK"),
                 security_token: None,
                 domain_id: None,
-            },
+            }
+            .into(),
             rate_limit: None,
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),

@@ -1,8 +1,8 @@
 //! Configuration file: parsing, validation with file:line:field errors, credential
 //! resolution (inline, `<key>_file`, environment).
 
+use crate::credentials::{CredCtx, CredentialConfig, RawCredentials};
 use crate::model::Provider;
-use crate::secret::{Credentials, Secret};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::HashSet;
@@ -120,7 +120,7 @@ pub struct SourceConfig {
     pub signature: AlibabaSignature,
     /// Page size: Alibaba PageSize (1–100, default 100) or Huawei limit (1–2000, default 2000).
     pub page_size: u32,
-    pub credentials: Credentials,
+    pub credentials: CredentialConfig,
     /// API requests per second, if limited.
     pub rate_limit: Option<f64>,
     pub connect_timeout: Duration,
@@ -286,19 +286,6 @@ struct RawSource {
     connect_timeout: Option<S<String>>,
     request_timeout: Option<S<String>>,
     credentials: Option<S<RawCredentials>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawCredentials {
-    access_key_id: Option<S<String>>,
-    access_key_id_file: Option<S<String>>,
-    access_key_secret: Option<S<String>>,
-    access_key_secret_file: Option<S<String>>,
-    security_token: Option<S<String>>,
-    security_token_file: Option<S<String>>,
-    domain_id: Option<S<String>>,
-    domain_id_file: Option<S<String>>,
 }
 
 /// Reads the environment; injectable so tests do not depend on the real one.
@@ -638,6 +625,15 @@ fn parse_source(
                     ),
                 ));
             }
+            if let Ok(url) = reqwest::Url::parse(v)
+                && url.scheme() == "http"
+                && !crate::transport::is_loopback(&url)
+            {
+                ctx.warnings.push(format!(
+                    "{label}: endpoint {v:?} uses plain http:// to a host that is not loopback: \
+                     signed requests and security tokens cross the network unencrypted"
+                ));
+            }
             v.to_string()
         }
     };
@@ -749,24 +745,6 @@ fn parse_source(
     })
 }
 
-/// Environment variables the official SDKs read, per provider.
-fn env_names(provider: Provider) -> [&'static str; 4] {
-    match provider {
-        Provider::Alibaba => [
-            "ALIBABA_CLOUD_ACCESS_KEY_ID",
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-            "ALIBABA_CLOUD_SECURITY_TOKEN",
-            "",
-        ],
-        Provider::Huawei => [
-            "HUAWEICLOUD_SDK_AK",
-            "HUAWEICLOUD_SDK_SK",
-            "HUAWEICLOUD_SDK_SECURITY_TOKEN",
-            "HUAWEICLOUD_SDK_DOMAIN_ID",
-        ],
-    }
-}
-
 fn resolve_credentials(
     ctx: &mut Ctx<'_>,
     i: usize,
@@ -774,111 +752,25 @@ fn resolve_credentials(
     label: &str,
     provider: Provider,
     raw: Option<&S<RawCredentials>>,
-) -> Result<Credentials, ConfigError> {
-    let empty = RawCredentials::default();
-    let (creds, cred_line) = raw.map_or((&empty, source_line), |c| (&c.value, c.referenced.line()));
-    if provider == Provider::Alibaba
-        && (creds.domain_id.is_some() || creds.domain_id_file.is_some())
-    {
-        return Err(ctx.err(
-            cred_line,
-            format!("sources[{i}].credentials.domain_id"),
-            format!("{label}: domain_id applies to huawei sources only"),
-        ));
-    }
-    let env = env_names(provider);
-    let mut value = |key: &str,
-                     inline: &Option<S<String>>,
-                     file: &Option<S<String>>,
-                     env_name: &str|
-     -> Result<Option<String>, ConfigError> {
-        let field = format!("sources[{i}].credentials.{key}");
-        match (inline, file) {
-            (Some(a), Some(_)) => Err(ctx.err(
-                a.referenced.line(),
-                field,
-                format!("{label}: set {key} or {key}_file, not both"),
-            )),
-            (Some(v), None) => Ok(Some(v.value.trim().to_string())),
-            (None, Some(p)) => {
-                let path = Path::new(p.value.trim());
-                let content = std::fs::read_to_string(path).map_err(|e| {
-                    ctx.err(
-                        p.referenced.line(),
-                        format!("{field}_file"),
-                        format!("{label}: cannot read {}: {e}", path.display()),
-                    )
-                })?;
-                if world_readable(path) {
-                    ctx.warnings.push(format!(
-                        "{label}: credential file {} is readable by every user; chmod 600 it",
-                        path.display()
-                    ));
-                }
-                Ok(Some(content.trim().to_string()))
-            }
-            (None, None) if raw.is_none() && !env_name.is_empty() => Ok((ctx.env)(env_name)),
-            (None, None) => Ok(None),
+) -> Result<CredentialConfig, ConfigError> {
+    let mut cctx = CredCtx {
+        file: ctx.file,
+        env: ctx.env,
+        warnings: &mut ctx.warnings,
+        index: i,
+        label: label.to_string(),
+        line: raw.map_or(source_line, |c| c.referenced.line()),
+        has_block: raw.is_some(),
+    };
+    let raw = raw.map(|c| &c.value);
+    Ok(match provider {
+        Provider::Alibaba => CredentialConfig::Alibaba(
+            crate::provider::alibaba::credentials::parse(&mut cctx, raw)?,
+        ),
+        Provider::Huawei => {
+            CredentialConfig::Huawei(crate::provider::huawei::credentials::parse(&mut cctx, raw)?)
         }
-    };
-    let id = value(
-        "access_key_id",
-        &creds.access_key_id,
-        &creds.access_key_id_file,
-        env[0],
-    )?;
-    let secret = value(
-        "access_key_secret",
-        &creds.access_key_secret,
-        &creds.access_key_secret_file,
-        env[1],
-    )?;
-    let token = value(
-        "security_token",
-        &creds.security_token,
-        &creds.security_token_file,
-        env[2],
-    )?;
-    let domain = value("domain_id", &creds.domain_id, &creds.domain_id_file, env[3])?;
-    let where_ = if raw.is_some() {
-        "in its credentials block".to_string()
-    } else {
-        format!(
-            "(no credentials block, and {} / {} are not set)",
-            env[0], env[1]
-        )
-    };
-    let id = id.filter(|v| !v.is_empty()).ok_or_else(|| {
-        ctx.err(
-            cred_line,
-            format!("sources[{i}].credentials.access_key_id"),
-            format!("{label}: access key id missing {where_}"),
-        )
-    })?;
-    let secret = secret.filter(|v| !v.is_empty()).ok_or_else(|| {
-        ctx.err(
-            cred_line,
-            format!("sources[{i}].credentials.access_key_secret"),
-            format!("{label}: access key secret missing {where_}"),
-        )
-    })?;
-    Ok(Credentials {
-        access_key_id: id,
-        access_key_secret: Secret::new(secret),
-        security_token: token.filter(|t| !t.is_empty()).map(Secret::new),
-        domain_id: domain.filter(|d| !d.is_empty()),
     })
-}
-
-#[cfg(unix)]
-fn world_readable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
-}
-
-#[cfg(not(unix))]
-fn world_readable(_path: &Path) -> bool {
-    false
 }
 
 #[cfg(test)]
@@ -929,7 +821,7 @@ sources:
         assert_eq!(h.handshake_ids, ["h-1", "h-2"]);
         assert_eq!(h.page_size, 100);
         assert_eq!(h.endpoint, HUAWEI_DEFAULT_ENDPOINT);
-        assert_eq!(h.credentials.domain_id.as_deref(), Some("d1"));
+        assert_eq!(h.credentials.domain_id_for_tests().as_deref(), Some("d1"));
         assert_eq!(c.expiring_windows.len(), 7);
         assert_eq!(c.expiring_windows[6].label, "+Inf");
         Ok(())
@@ -1012,10 +904,26 @@ sources:
             Path::new("t.yml"),
             &env,
         )?;
-        assert_eq!(c.sources[0].credentials.access_key_id, "envak");
-        assert_eq!(c.sources[0].credentials.access_key_secret.expose(), "envsk");
-        assert_eq!(c.sources[0].credentials.domain_id.as_deref(), Some("dom"));
-        let e = load("sources:\n  - name: x\n    provider: alibaba\n").err();
+        let keys = c.sources[0].credentials.read_static_for_tests();
+        assert_eq!(
+            keys.as_ref().map(|k| k.access_key_id.as_str()),
+            Some("envak")
+        );
+        assert_eq!(
+            keys.as_ref().map(|k| k.access_key_secret.expose()),
+            Some("envsk")
+        );
+        assert_eq!(keys.and_then(|k| k.domain_id).as_deref(), Some("dom"));
+        // Alibaba's default chain ends with the ECS RAM role; with that disabled and
+        // nothing else found, the error names the variables to set.
+        let disabled =
+            |k: &str| (k == "ALIBABA_CLOUD_ECS_METADATA_DISABLED").then(|| "true".to_string());
+        let e = load_str(
+            "sources:\n  - name: x\n    provider: alibaba\n",
+            Path::new("t.yml"),
+            &disabled,
+        )
+        .err();
         assert!(
             e.as_ref()
                 .is_some_and(|e| e.to_string().contains("ALIBABA_CLOUD_ACCESS_KEY_ID")),
@@ -1038,8 +946,12 @@ sources:
         );
         let c = load(&text)?;
         assert_eq!(
-            c.sources[0].credentials.access_key_secret.expose(),
-            "file-secret"
+            c.sources[0]
+                .credentials
+                .read_static_for_tests()
+                .map(|k| k.access_key_secret.expose().to_string())
+                .as_deref(),
+            Some("file-secret")
         );
         assert_eq!(c.warnings.len(), 1);
         assert!(!c.warnings[0].contains("file-secret"));
@@ -1047,6 +959,40 @@ sources:
         assert!(load(&text)?.warnings.is_empty());
         let missing = text.replace(&secret.display().to_string(), "/nonexistent/sk");
         assert!(load(&missing).err().is_some_and(|e| e.line == Some(6)));
+        Ok(())
+    }
+
+    #[test]
+    fn plain_http_endpoints_off_loopback_are_warned_about() -> Result<(), ConfigError> {
+        let with = |endpoint: &str| {
+            format!(
+                "sources:\n  - name: x\n    provider: alibaba\n    endpoint: {endpoint}\n    credentials:\n      access_key_id: AK\n      access_key_secret: SK\n"
+            )
+        };
+        for quiet in [
+            "https://resourcemanager.aliyuncs.com",
+            "http://127.0.0.1:8080",
+            "http://127.3.4.5",
+            "http://[::1]:9000",
+            "http://localhost:8080/base",
+        ] {
+            let c = load(&with(quiet))?;
+            assert!(c.warnings.is_empty(), "{quiet}: {:?}", c.warnings);
+        }
+        for loud in [
+            "http://proxy.internal:8080",
+            "http://10.0.0.1",
+            "http://[::2]",
+            "http://localhost.example.com",
+        ] {
+            let c = load(&with(loud))?;
+            assert_eq!(c.warnings.len(), 1, "{loud}");
+            assert!(
+                c.warnings[0].contains("plain http://") && c.warnings[0].contains(loud),
+                "{}",
+                c.warnings[0]
+            );
+        }
         Ok(())
     }
 

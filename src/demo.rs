@@ -10,6 +10,8 @@ use std::time::Duration;
 
 pub const ALIBABA_AK: &str = "LTAIdemoAlibaba00001";
 pub const ALIBABA_SECRET: &str = "demo-alibaba-secret-not-real";
+/// The role the `alibaba-account` demo source assumes through the simulated STS.
+pub const ALIBABA_ROLE_ARN: &str = "acs:ram::1000000000000001:role/handshake-demo";
 pub const HUAWEI_AK: &str = "HWDEMOAK000000000001";
 pub const HUAWEI_SECRET: &str = "demo-huawei-secret-not-real";
 pub const HUAWEI_DOMAIN: &str = "3f1b6a9c2e4d4f7b8a0c1d2e3f4a5b6c";
@@ -27,6 +29,15 @@ pub fn populate(sim: &Sim) {
         data::generate(Dataset::AlibabaAccount, 12, 2, now),
     );
     sim.add_tenant(ali);
+    sim.with_alibaba_identity(|id| {
+        id.roles.insert(
+            ALIBABA_ROLE_ARN.into(),
+            crate::sim::alibaba_identity::Role {
+                tenant: ALIBABA_AK.into(),
+                ..Default::default()
+            },
+        );
+    });
     let mut hw = Tenant::new(HUAWEI_AK, HUAWEI_SECRET);
     hw.datasets.insert(
         Dataset::HuaweiSent,
@@ -66,7 +77,8 @@ fn source(
             access_key_secret: Secret::new(sk),
             security_token: None,
             domain_id: domain,
-        },
+        }
+        .into(),
         rate_limit: None,
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(5),
@@ -107,6 +119,26 @@ pub fn config(endpoint: &str) -> Config {
             AlibabaSignature::V3,
         ),
     ]);
+    // One Alibaba source gets temporary keys from the simulated STS (AssumeRole
+    // signed with the demo key), so the demo shows credential rotation too.
+    if let Some(account) = c.sources.iter_mut().find(|s| s.name == "alibaba-account") {
+        use crate::credentials::{CredentialConfig, SecretSource, StaticKeys};
+        use crate::provider::alibaba::credentials as ali;
+        account.credentials =
+            CredentialConfig::Alibaba(ali::AlibabaCredentialConfig::RamRoleArn(ali::RamRoleArn {
+                base: StaticKeys {
+                    access_key_id: SecretSource::Value(Secret::new(ALIBABA_AK)),
+                    access_key_secret: SecretSource::Value(Secret::new(ALIBABA_SECRET)),
+                    security_token: None,
+                },
+                role_arn: ALIBABA_ROLE_ARN.into(),
+                role_session_name: ali::DEFAULT_ROLE_SESSION_NAME.into(),
+                external_id: None,
+                policy: None,
+                duration: ali::DEFAULT_DURATION,
+                sts_endpoint: endpoint.trim_end_matches('/').to_string(),
+            }));
+    }
     c.refresh_interval = Duration::from_secs(30);
     c
 }

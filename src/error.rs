@@ -25,10 +25,13 @@ pub enum Reason {
     Network,
     /// The API answered 2xx with something we cannot use.
     BadResponse,
+    /// No valid credentials: a role could not be assumed, the metadata service or a
+    /// key file failed, and the previous temporary credentials have lapsed.
+    Credentials,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::Auth,
         Reason::Throttled,
         Reason::NotEnabled,
@@ -38,6 +41,7 @@ impl Reason {
         Reason::Timeout,
         Reason::Network,
         Reason::BadResponse,
+        Reason::Credentials,
     ];
 
     /// The label value.
@@ -52,6 +56,7 @@ impl Reason {
             Reason::Timeout => "timeout",
             Reason::Network => "network",
             Reason::BadResponse => "bad_response",
+            Reason::Credentials => "credentials",
         }
     }
 

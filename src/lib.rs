@@ -10,7 +10,9 @@
 pub mod app;
 pub mod auth;
 pub mod cache;
+pub mod clock;
 pub mod config;
+pub mod credentials;
 pub mod demo;
 pub mod error;
 pub mod http;

@@ -3,9 +3,9 @@
 //! scrape (see `render`), so that vanished invitations and sources vanish.
 
 use crate::error::Reason;
-use crate::model::Provider;
+use crate::model::{AnomalyField, Provider};
 use prometheus::{
-    Encoder, Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct ExporterMetrics {
@@ -14,8 +14,12 @@ pub struct ExporterMetrics {
     pub api_retries: IntCounterVec,
     pub refreshes: IntCounterVec,
     pub refresh_failures: IntCounterVec,
+    pub missing_ids: IntGaugeVec,
+    pub parse_anomalies: IntCounterVec,
     pub reload_successful: IntGauge,
     pub reload_success_timestamp: Gauge,
+    /// Set by `credentials::CredentialCache` for temporary credentials only.
+    pub credentials_expiry: GaugeVec,
 }
 
 /// Version string reported by `handshake_exporter_build_info`.
@@ -58,6 +62,22 @@ impl ExporterMetrics {
             &["provider", "source", "reason"],
         )
         .expect("static metric definition");
+        let missing_ids = IntGaugeVec::new(
+            Opts::new(
+                "handshake_source_missing_ids",
+                "Configured handshake_ids (view: ids) the cloud says do not exist, left out of the last successful refresh.",
+            ),
+            &["provider", "source"],
+        )
+        .expect("static metric definition");
+        let parse_anomalies = IntCounterVec::new(
+            Opts::new(
+                "handshake_source_parse_anomalies_total",
+                "Invitation fields whose value the API sent but the exporter could not read (kept as absent or unknown), counted on every successful refresh that saw them.",
+            ),
+            &["provider", "source", "field"],
+        )
+        .expect("static metric definition");
         let reload_successful = IntGauge::new(
             "handshake_config_last_reload_successful",
             "Whether the last configuration reload attempt succeeded (1) or kept the old configuration (0).",
@@ -66,6 +86,14 @@ impl ExporterMetrics {
         let reload_success_timestamp = Gauge::new(
             "handshake_config_last_reload_success_timestamp_seconds",
             "Time of the last successful configuration load.",
+        )
+        .expect("static metric definition");
+        let credentials_expiry = GaugeVec::new(
+            Opts::new(
+                "handshake_source_credentials_expiry_timestamp_seconds",
+                "When the source's current temporary credentials (assumed role, instance or pod identity) expire; absent for static keys.",
+            ),
+            &["provider", "source"],
         )
         .expect("static metric definition");
         let build_info = IntGaugeVec::new(
@@ -89,8 +117,11 @@ impl ExporterMetrics {
             Box::new(api_retries.clone()),
             Box::new(refreshes.clone()),
             Box::new(refresh_failures.clone()),
+            Box::new(missing_ids.clone()),
+            Box::new(parse_anomalies.clone()),
             Box::new(reload_successful.clone()),
             Box::new(reload_success_timestamp.clone()),
+            Box::new(credentials_expiry.clone()),
             Box::new(build_info),
         ] {
             registry.register(c).expect("metric names are unique");
@@ -112,8 +143,11 @@ impl ExporterMetrics {
             api_retries,
             refreshes,
             refresh_failures,
+            missing_ids,
+            parse_anomalies,
             reload_successful,
             reload_success_timestamp,
+            credentials_expiry,
         }
     }
 
@@ -122,6 +156,11 @@ impl ExporterMetrics {
     pub fn init_source(&self, provider: Provider, source: &str) {
         let p = provider.as_str();
         self.refreshes.with_label_values(&[p, source]);
+        self.missing_ids.with_label_values(&[p, source]).set(0);
+        for field in AnomalyField::ALL {
+            self.parse_anomalies
+                .with_label_values(&[p, source, field.as_str()]);
+        }
         for reason in Reason::ALL {
             self.refresh_failures
                 .with_label_values(&[p, source, reason.metric_label()]);
@@ -132,6 +171,13 @@ impl ExporterMetrics {
     pub fn remove_source(&self, provider: Provider, source: &str) {
         let p = provider.as_str();
         let _ = self.refreshes.remove_label_values(&[p, source]);
+        let _ = self.missing_ids.remove_label_values(&[p, source]);
+        for field in AnomalyField::ALL {
+            let _ = self
+                .parse_anomalies
+                .remove_label_values(&[p, source, field.as_str()]);
+        }
+        let _ = self.credentials_expiry.remove_label_values(&[p, source]);
         for reason in Reason::ALL {
             let _ = self
                 .refresh_failures
@@ -217,5 +263,48 @@ impl prometheus::core::Collector for CachedProcess {
         let families = self.inner.collect();
         *last = Some((std::time::Instant::now(), families.clone()));
         families
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exposition(m: &ExporterMetrics) -> String {
+        let mut out = Vec::new();
+        m.encode_into(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn a_removed_source_leaves_no_series_of_its_own_families() {
+        let m = ExporterMetrics::new(false);
+        m.init_source(Provider::Huawei, "gone");
+        m.init_source(Provider::Alibaba, "kept");
+        m.missing_ids.with_label_values(&["huawei", "gone"]).set(2);
+        m.parse_anomalies
+            .with_label_values(&["huawei", "gone", "expire_time"])
+            .inc();
+        let before = exposition(&m);
+        for family in [
+            "handshake_source_refreshes_total",
+            "handshake_source_refresh_failures_total",
+            "handshake_source_missing_ids",
+            "handshake_source_parse_anomalies_total",
+        ] {
+            assert!(
+                before.contains(&format!("{family}{{")) && before.contains("source=\"gone\""),
+                "{family} missing:\n{before}"
+            );
+        }
+        assert!(before.contains(
+            "handshake_source_parse_anomalies_total{field=\"status\",provider=\"alibaba\",source=\"kept\"} 0"
+        ));
+        m.remove_source(Provider::Huawei, "gone");
+        let after = exposition(&m);
+        assert!(!after.contains("source=\"gone\""), "{after}");
+        assert!(
+            after.contains("handshake_source_missing_ids{provider=\"alibaba\",source=\"kept\"} 0")
+        );
     }
 }

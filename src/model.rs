@@ -135,6 +135,74 @@ impl fmt::Display for TargetType {
     }
 }
 
+/// A field of an invitation whose wire value was present but could not be read. The
+/// set is closed: it is the `field` label of `handshake_source_parse_anomalies_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AnomalyField {
+    ExpireTime,
+    CreateTime,
+    ModifyTime,
+    Status,
+    TargetType,
+}
+
+impl AnomalyField {
+    pub const ALL: [AnomalyField; 5] = [
+        AnomalyField::ExpireTime,
+        AnomalyField::CreateTime,
+        AnomalyField::ModifyTime,
+        AnomalyField::Status,
+        AnomalyField::TargetType,
+    ];
+
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AnomalyField::ExpireTime => "expire_time",
+            AnomalyField::CreateTime => "create_time",
+            AnomalyField::ModifyTime => "modify_time",
+            AnomalyField::Status => "status",
+            AnomalyField::TargetType => "target_type",
+        }
+    }
+
+    const fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl fmt::Display for AnomalyField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The fields of one invitation that did not parse (a bit set over [`AnomalyField`]).
+/// The invitation is kept with those fields absent or unknown; the cache counts and
+/// logs what is set here.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Anomalies(u8);
+
+impl Anomalies {
+    pub fn insert(&mut self, field: AnomalyField) {
+        self.0 |= field.bit();
+    }
+
+    pub const fn contains(self, field: AnomalyField) -> bool {
+        self.0 & field.bit() != 0
+    }
+
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = AnomalyField> {
+        AnomalyField::ALL
+            .into_iter()
+            .filter(move |f| self.contains(*f))
+    }
+}
+
 /// One invitation, as every provider reports it. Every field but the identity
 /// (provider, source, id) is optional because both APIs may omit any of them.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -156,6 +224,9 @@ pub struct Handshake {
     pub created_at: Option<DateTime<Utc>>,
     pub modified_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Fields whose wire value did not parse (not part of the JSON API).
+    #[serde(skip)]
+    pub anomalies: Anomalies,
 }
 
 impl Handshake {
@@ -175,6 +246,36 @@ impl Handshake {
             created_at: None,
             modified_at: None,
             expires_at: None,
+            anomalies: Anomalies::default(),
+        }
+    }
+
+    /// A time field from its wire text. Absent or empty is no time (both APIs omit
+    /// fields); text that is not a time is no time either, but it is noted in
+    /// `anomalies`: an invitation without an expiry can never raise an expiry alert,
+    /// so that must not happen in silence.
+    pub fn read_time(&mut self, field: AnomalyField, raw: Option<&str>) -> Option<DateTime<Utc>> {
+        let parsed = parse_time(raw);
+        if parsed.is_none() && raw.is_some_and(|r| !r.trim().is_empty()) {
+            self.anomalies.insert(field);
+        }
+        parsed
+    }
+
+    /// Set `status` from its wire text; a value that is none of the known ones is
+    /// `Unknown` and noted in `anomalies` (absent stays `Unknown`, not an anomaly).
+    pub fn read_status(&mut self, raw: Option<&str>) {
+        self.status = raw.map_or(Status::Unknown, Status::parse_lenient);
+        if self.status == Status::Unknown && raw.is_some_and(|r| !r.trim().is_empty()) {
+            self.anomalies.insert(AnomalyField::Status);
+        }
+    }
+
+    /// Set `target_type` from its wire text, like [`Handshake::read_status`].
+    pub fn read_target_type(&mut self, raw: Option<&str>) {
+        self.target_type = raw.map_or(TargetType::Unknown, TargetType::parse_lenient);
+        if self.target_type == TargetType::Unknown && raw.is_some_and(|r| !r.trim().is_empty()) {
+            self.anomalies.insert(AnomalyField::TargetType);
         }
     }
 }
@@ -220,6 +321,33 @@ mod tests {
         for t in TargetType::ALL {
             assert_eq!(TargetType::ALL[t.index()], t);
         }
+    }
+
+    #[test]
+    fn unreadable_values_are_noted_absent_ones_are_not() {
+        let mut h = Handshake::new(Provider::Huawei, Arc::from("s"), "h-1");
+        assert_eq!(h.read_time(AnomalyField::ExpireTime, None), None);
+        assert_eq!(h.read_time(AnomalyField::ExpireTime, Some(" ")), None);
+        h.read_status(None);
+        h.read_target_type(Some(""));
+        assert!(h.anomalies.is_empty());
+        assert!(
+            h.read_time(AnomalyField::CreateTime, Some("2024-05-12T08:15:02Z"))
+                .is_some()
+        );
+        h.read_status(Some("Pending"));
+        assert_eq!(h.status, Status::Pending);
+        assert!(h.anomalies.is_empty());
+
+        assert_eq!(h.read_time(AnomalyField::ExpireTime, Some("soon")), None);
+        h.read_status(Some("Frozen"));
+        h.read_target_type(Some("Robot"));
+        assert_eq!(
+            (h.status, h.target_type),
+            (Status::Unknown, TargetType::Unknown)
+        );
+        let noted: Vec<&str> = h.anomalies.iter().map(AnomalyField::as_str).collect();
+        assert_eq!(noted, ["expire_time", "status", "target_type"]);
     }
 
     #[test]

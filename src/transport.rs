@@ -120,6 +120,11 @@ impl Transport {
         crate::init_crypto();
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
+            // Never follow a redirect: the request carries the security token (a
+            // header, or the V1 query) and reqwest would resend it, with a Referer
+            // holding the signed URL, to wherever `Location` points. A cloud API
+            // never redirects; a 3xx is a `bad_response` (see `attempt`).
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("handshake_exporter/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
@@ -137,6 +142,11 @@ impl Transport {
             request_timeout: settings.request_timeout,
             retry: settings.retry,
         })
+    }
+
+    /// The exporter's metrics (credential caches publish their expiry there).
+    pub fn metrics(&self) -> &Arc<ExporterMetrics> {
+        &self.metrics
     }
 
     fn count_request(&self, action: &str, code: &str) {
@@ -244,6 +254,15 @@ impl Transport {
             elapsed_ms = started.elapsed().as_millis() as u64, bytes = body.len(),
             "API response"
         );
+        if (300..400).contains(&status) {
+            // Not handed to the provider's error parser, and `Location` is not
+            // quoted: its query may hold what the redirecting host wants to see.
+            return Err(ApiError::bad_response(
+                action,
+                format!("unexpected redirect: HTTP {status} (redirects are not followed)"),
+            )
+            .with_status(status));
+        }
         if (200..300).contains(&status) {
             Ok(ApiResponse {
                 status,
@@ -290,6 +309,20 @@ async fn read_limited(mut resp: reqwest::Response) -> Result<Bytes, BodyError> {
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
+}
+
+/// Whether a URL's host is loopback (127.0.0.0/8, ::1 or `localhost`): the only
+/// hosts where plain `http://` keeps signed requests and tokens on the machine.
+pub fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    // IPv6 hosts come bracketed (`[::1]`).
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
 }
 
 /// Map a transport failure to a reason. The URL is stripped: an Alibaba V1 URL

@@ -10,7 +10,8 @@ use handshake_exporter::provider::huawei::{
     ACTION_LIST_RECEIVED, ACTION_LIST_SENT, ACTION_SHOW, HuaweiClient,
 };
 use handshake_exporter::secret::{Credentials, Secret};
-use handshake_exporter::sim::{self, Dataset, Fault, FaultKind, Sim, SimServer, Tenant};
+use handshake_exporter::sim::recorder::{Recorder, json_response, redirect_response};
+use handshake_exporter::sim::{self, Churn, Dataset, Fault, FaultKind, Sim, SimServer, Tenant};
 use handshake_exporter::transport::{RetryPolicy, Transport, TransportSettings};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -42,6 +43,8 @@ struct Source<'a> {
     secret: &'a str,
     token: Option<&'a str>,
     request_timeout: Duration,
+    /// Another endpoint than the simulator's.
+    endpoint: Option<String>,
 }
 
 impl Default for Source<'_> {
@@ -55,6 +58,7 @@ impl Default for Source<'_> {
             secret: SK,
             token: None,
             request_timeout: Duration::from_secs(5),
+            endpoint: None,
         }
     }
 }
@@ -92,7 +96,7 @@ impl Harness {
             provider: Provider::Huawei,
             view: s.view,
             handshake_ids: s.ids,
-            endpoint: self.server.url(),
+            endpoint: s.endpoint.unwrap_or_else(|| self.server.url()),
             signature: AlibabaSignature::default(),
             page_size: s.limit,
             credentials: Credentials {
@@ -100,7 +104,8 @@ impl Harness {
                 access_key_secret: Secret::new(s.secret),
                 security_token: s.token.map(Secret::new),
                 domain_id: Some("3f1b6a9c2e4d4f7b8a0c1d2e3f4a5b6c".into()),
-            },
+            }
+            .into(),
             rate_limit: None,
             connect_timeout: Duration::from_secs(2),
             request_timeout: s.request_timeout,
@@ -274,16 +279,30 @@ async fn show_of_an_unknown_id_is_not_found_and_the_id_reaches_the_sim_decoded()
     assert!(err.request_id.is_some(), "X-Request-Id is read");
     assert_eq!(h.calls(ACTION_SHOW), 1, "not_found is not retried");
 
-    // In the ids view one missing invitation fails the refresh: nothing partial.
+    // In the ids view an id the cloud does not know is left out and reported; the
+    // others are served.
+    let first = h.sim().dataset(AK, Dataset::HuaweiSent)[0].clone();
     let ids_client = h.client(Source {
         view: View::Ids,
-        ids: vec![
-            h.sim().dataset(AK, Dataset::HuaweiSent)[0].id.clone(),
-            "h-gone".into(),
-        ],
+        ids: vec!["h-gone".into(), first.id.clone()],
         ..Source::default()
     })?;
-    assert_reason(ids_client.list(deadline()).await, Reason::NotFound);
+    let got = ids_client.list(deadline()).await?;
+    assert_eq!(got, expected(vec![first.clone()], "hw"));
+    let listing = ids_client.fetch(deadline()).await?;
+    assert_eq!(listing.missing_ids, ["h-gone"]);
+
+    // Any other error still fails the refresh, nothing partial.
+    for (kind, reason) in [
+        (FaultKind::ServerError, Reason::Server),
+        (FaultKind::AuthFailure, Reason::Auth),
+        (FaultKind::Truncated, Reason::BadResponse),
+    ] {
+        h.sim().clear_faults(AK);
+        h.fault(kind.clone(), None);
+        assert_reason(ids_client.list(deadline()).await, reason);
+    }
+    h.sim().clear_faults(AK);
     Ok(())
 }
 
@@ -484,5 +503,84 @@ async fn the_alibaba_only_zero_page_size_fault_changes_nothing() -> TestResult {
     })?;
     assert_eq!(client.list(deadline()).await?.len(), 250);
     assert_eq!(h.calls(ACTION_LIST_SENT), 3);
+    Ok(())
+}
+
+/// An endpoint that answers 307 to another host: the redirect is not followed (the
+/// other host receives nothing, so no `X-Security-Token` and no `Referer`), it is a
+/// `bad_response` naming the status, not retried, and `Location` is not quoted.
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_nothing_reaches_its_target() -> TestResult {
+    let h = Harness::start(0, 0).await?;
+    let target = Recorder::start(json_response(
+        r#"{"handshakes":[],"page_info":{"next_marker":null}}"#,
+    ))
+    .await?;
+    let redirector = Recorder::start(redirect_response(&format!(
+        "{}/collect?leak=1",
+        target.url()
+    )))
+    .await?;
+    let mut results = Vec::new();
+    for view in [View::Sent, View::Ids] {
+        let client = h.client(Source {
+            view,
+            ids: vec!["h-abc".into()],
+            access_key_id: STS_AK,
+            secret: STS_SK,
+            token: Some(STS_TOKEN),
+            endpoint: Some(redirector.url()),
+            ..Source::default()
+        })?;
+        results.push((view, client.list(deadline()).await));
+    }
+    assert_eq!(
+        target.received(),
+        Vec::<String>::new(),
+        "the redirect target received requests"
+    );
+    for (view, result) in results {
+        let err = assert_reason(result, Reason::BadResponse);
+        assert_eq!(err.http_status, Some(307), "{view:?}");
+        assert!(
+            err.message
+                .contains("unexpected redirect: HTTP 307 (redirects are not followed)"),
+            "{err}"
+        );
+        let shown = err.to_string();
+        assert!(
+            !shown.contains("collect") && !shown.contains("leak"),
+            "{shown}"
+        );
+    }
+    assert_eq!(redirector.received().len(), 2, "a 3xx is not retried");
+    Ok(())
+}
+
+/// Invitations added while the list is walked push later ones onto the next page
+/// again (the simulator's markers are positions): the id is taken once, the refresh
+/// succeeds with every invitation that existed throughout, and no page is read twice.
+#[tokio::test]
+async fn invitations_added_between_pages_do_not_fail_the_refresh() -> TestResult {
+    let h = Harness::start(250, 0).await?;
+    let initial = h.sim().dataset(AK, Dataset::HuaweiSent);
+    h.sim()
+        .set_churn(AK, Churn::every_request(Dataset::HuaweiSent, 2, 0));
+    let client = h.client(Source {
+        limit: 100,
+        ..Source::default()
+    })?;
+    let got = client.list(deadline()).await?;
+    let got_ids = ids(&got);
+    let unique: HashSet<&str> = got_ids.iter().copied().collect();
+    assert_eq!(unique.len(), got_ids.len(), "an id twice");
+    for stable in &initial {
+        assert!(
+            unique.contains(stable.id.as_str()),
+            "{} is missing",
+            stable.id
+        );
+    }
+    assert_eq!(h.calls(ACTION_LIST_SENT), 3, "one walk of three pages");
     Ok(())
 }

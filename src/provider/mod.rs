@@ -12,18 +12,62 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use tokio::time::Instant;
 
+/// What one refresh of a source found.
+#[derive(Debug, Default, PartialEq)]
+pub struct Listing {
+    pub handshakes: Vec<Handshake>,
+    /// `view: ids` only: configured ids the cloud says do not exist, left out of
+    /// `handshakes`. Finished invitations age out of both clouds (about 30 days), so
+    /// such an id must not fail the source for good.
+    pub missing_ids: Vec<String>,
+}
+
+impl Listing {
+    /// A listing from `view: ids` outcomes, in configured order: `Err(id)` is an id
+    /// the cloud says does not exist.
+    pub fn from_ids(outcomes: Vec<Result<Handshake, String>>) -> Listing {
+        let mut listing = Listing::default();
+        for outcome in outcomes {
+            match outcome {
+                Ok(h) => listing.handshakes.push(h),
+                Err(id) => listing.missing_ids.push(id),
+            }
+        }
+        listing
+    }
+}
+
+impl From<Vec<Handshake>> for Listing {
+    fn from(handshakes: Vec<Handshake>) -> Listing {
+        Listing {
+            handshakes,
+            missing_ids: Vec::new(),
+        }
+    }
+}
+
 /// One configured source's view of one cloud.
 #[async_trait]
 pub trait HandshakeProvider: Send + Sync {
     fn provider(&self) -> Provider;
 
     /// Every invitation of the source's view (all pages, or GetHandshake/ShowHandshake
-    /// for each configured id). Must finish by `deadline`; on any failure it returns
-    /// the error and nothing partial.
-    async fn list(&self, deadline: Instant) -> Result<Vec<Handshake>, ApiError>;
+    /// for each configured id), and the configured ids the cloud does not know. Must
+    /// finish by `deadline`; on any failure it returns the error and nothing partial.
+    async fn fetch(&self, deadline: Instant) -> Result<Listing, ApiError>;
+
+    /// [`HandshakeProvider::fetch`]'s invitations only.
+    async fn list(&self, deadline: Instant) -> Result<Vec<Handshake>, ApiError> {
+        Ok(self.fetch(deadline).await?.handshakes)
+    }
 
     /// One invitation, fetched live (GetHandshake / ShowHandshake).
     async fn get(&self, id: &str, deadline: Instant) -> Result<Handshake, ApiError>;
+
+    /// The credential type and, for temporary credentials, when they expire.
+    fn credential_status(&self) -> Option<crate::credentials::CredentialStatus> {
+        None
+    }
 }
 
 /// Build the provider client for a source.

@@ -35,7 +35,7 @@ pub async fn handle(sim: &Sim, req: SimRequest) -> SimResponse {
     let request_id = new_request_id();
     let fail =
         |status: u16, code: &str, message: &str| error_response(status, code, message, &request_id);
-    let call = match identify(&req) {
+    let mut call = match identify(&req) {
         Ok(call) => call,
         Err(e) => return fail(e.status, e.code, &e.message),
     };
@@ -47,6 +47,8 @@ pub async fn handle(sim: &Sim, req: SimRequest) -> SimResponse {
             "Specified access key is not found.",
         );
     };
+    // Temporary credentials reach their tenant's data.
+    call.tenant = ctx.tenant.clone();
     let verified = match &call.scheme {
         Scheme::Acs3(auth) => verify_acs3(
             &req,
@@ -66,6 +68,16 @@ pub async fn handle(sim: &Sim, req: SimRequest) -> SimResponse {
         Ok(string_to_sign) => string_to_sign,
         Err(e) => return fail(e.status, e.code, &e.message),
     };
+    // A correctly signed request with STS credentials past their Expiration: what
+    // the gateway answers (Alibaba's common error code; HTTP 400 as the POP
+    // gateway sends its InvalidSecurityToken.* errors).
+    if ctx.expired {
+        return fail(
+            400,
+            "InvalidSecurityToken.Expired",
+            "Specified SecurityToken is expired.",
+        );
+    }
 
     let mut distortion = None;
     match ctx.fault {
@@ -127,14 +139,14 @@ pub async fn handle(sim: &Sim, req: SimRequest) -> SimResponse {
 }
 
 /// An error answer: HTTP status, Alibaba code, message.
-struct SimError {
-    status: u16,
-    code: &'static str,
-    message: String,
+pub(super) struct SimError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
 }
 
 impl SimError {
-    fn new(status: u16, code: &'static str, message: impl Into<String>) -> SimError {
+    pub(super) fn new(status: u16, code: &'static str, message: impl Into<String>) -> SimError {
         SimError {
             status,
             code,
@@ -160,6 +172,9 @@ struct Call {
     /// Decoded query (plus form body for V1): operation parameters, and for V1 the
     /// common ones too.
     params: Vec<(String, String)>,
+    /// The tenant whose data the call reaches (the issuer's for temporary keys),
+    /// known after [`Sim::begin_call`].
+    tenant: String,
 }
 
 impl Call {
@@ -209,6 +224,7 @@ fn identify(req: &SimRequest) -> Result<Call, SimError> {
             access_key_id,
             action,
             params,
+            tenant: String::new(),
         });
     }
     let authorization = header(req, "authorization").ok_or_else(|| {
@@ -234,6 +250,7 @@ fn identify(req: &SimRequest) -> Result<Call, SimError> {
         scheme: Scheme::Acs3(auth),
         action,
         params,
+        tenant: String::new(),
     })
 }
 
@@ -345,7 +362,7 @@ fn verify_rpc_v1(
 
 /// Worded like the real service: clients (the old SDK) compare the text after the
 /// colon with their own string to sign.
-fn signature_mismatch(string_to_sign: &str) -> SimError {
+pub(super) fn signature_mismatch(string_to_sign: &str) -> SimError {
     SimError::new(
         400,
         "SignatureDoesNotMatch",
@@ -367,7 +384,7 @@ fn check_version(version: Option<&str>) -> Result<(), SimError> {
     }
 }
 
-fn check_timestamp(raw: Option<&str>) -> Result<(), SimError> {
+pub(super) fn check_timestamp(raw: Option<&str>) -> Result<(), SimError> {
     let parsed = raw.and_then(|r| chrono::NaiveDateTime::parse_from_str(r, TIMESTAMP_FORMAT).ok());
     let Some(at) = parsed else {
         return Err(SimError::new(
@@ -387,7 +404,10 @@ fn check_timestamp(raw: Option<&str>) -> Result<(), SimError> {
     Ok(())
 }
 
-fn check_security_token(expected: Option<&str>, given: Option<&str>) -> Result<(), SimError> {
+pub(super) fn check_security_token(
+    expected: Option<&str>,
+    given: Option<&str>,
+) -> Result<(), SimError> {
     match (expected, given) {
         (None, _) => Ok(()),
         (Some(_), None | Some("")) => Err(SimError::new(
@@ -453,14 +473,21 @@ fn list(
     // Slice under the lock: copying only the page keeps big datasets cheap to page,
     // and its JSON is built after the lock (shared by every tenant) is released.
     let found = sim
-        .with_tenant(&call.access_key_id, |t| {
+        .with_tenant(&call.tenant, |t| {
+            t.before_list(dataset);
             t.datasets.get(&dataset).map(|all| {
                 let end = start.saturating_add(len).min(all.len());
                 (all.len(), all.get(start..end).unwrap_or(&[]).to_vec())
             })
         })
         .flatten()
-        .map(|(total, page)| (total, page.iter().map(handshake_json).collect::<Vec<_>>()));
+        .map(|(total, page)| {
+            let mut page: Vec<Value> = page.iter().map(handshake_json).collect();
+            if distortion == Some(&FaultKind::GarbledFields) {
+                garble(&mut page);
+            }
+            (total, page)
+        });
     let (total, page) = match found {
         Some(found) => found,
         None if dataset == Dataset::AlibabaResourceDirectory => {
@@ -524,14 +551,18 @@ fn get(
             "The HandshakeId is invalid.",
         ));
     }
-    let handshake = sim.find(&call.access_key_id, id).ok_or_else(|| {
+    let handshake = sim.find(&call.tenant, id).ok_or_else(|| {
         SimError::new(
             404,
             "EntityNotExists.Handshake",
             "The specified handshake does not exist.",
         )
     })?;
-    let item = handshake_json(&handshake);
+    let mut items = [handshake_json(&handshake)];
+    if distortion == Some(&FaultKind::GarbledFields) {
+        garble(&mut items);
+    }
+    let [item] = items;
     let mut body = Map::new();
     let value = if distortion == Some(&FaultKind::WrongShape) {
         Value::Array(vec![item])
@@ -552,7 +583,12 @@ fn json_answer(body: Value, distortion: Option<&FaultKind>, request_id: &str) ->
     response
 }
 
-fn error_response(status: u16, code: &str, message: &str, request_id: &str) -> SimResponse {
+pub(super) fn error_response(
+    status: u16,
+    code: &str,
+    message: &str,
+    request_id: &str,
+) -> SimResponse {
     SimResponse::json(
         status,
         &json!({
@@ -564,6 +600,16 @@ fn error_response(status: u16, code: &str, message: &str, request_id: &str) -> S
         }),
     )
     .with_header("x-acs-request-id", request_id)
+}
+
+/// [`FaultKind::GarbledFields`] on Alibaba's field names.
+fn garble(items: &mut [Value]) {
+    super::garble_first(
+        items,
+        ["ExpireTime", "CreateTime", "ModifyTime"],
+        "Status",
+        &["TargetType"],
+    );
 }
 
 /// An invitation as the API serialises it: PascalCase, absent fields left out.
@@ -614,7 +660,7 @@ fn wire_target_type(target_type: TargetType) -> Option<&'static str> {
 }
 
 /// A fresh request id shaped like Alibaba's (upper-case UUID).
-fn new_request_id() -> String {
+pub(super) fn new_request_id() -> String {
     format!(
         "{:08X}-{:04X}-4{:03X}-{:04X}-{:012X}",
         fastrand::u32(..),

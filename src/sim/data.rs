@@ -101,6 +101,7 @@ pub fn generate(dataset: Dataset, n: usize, seed: u64, now: DateTime<Utc>) -> Ve
                 created_at: Some(created),
                 modified_at: Some(modified),
                 expires_at: Some(expires),
+                anomalies: Default::default(),
             }
         })
         .collect()

@@ -18,6 +18,10 @@ use std::time::Duration;
 
 /// The API gateway's authentication failure (documented).
 const AUTH_FAILED: &str = "APIGW.0301";
+/// The API gateway's "The token must be updated." (401): what its error-code list
+/// gives for an expired token. That temporary AK/SK past their expiry get this code
+/// rather than `APIGW.0301` is an assumption (no capture of a real answer).
+const TOKEN_EXPIRED: &str = "APIGW.0307";
 /// Throttling (the reference believes this code; unconfirmed).
 const THROTTLED: &str = "APIGW.0308";
 /// Backend unavailable. Invented in the gateway's style.
@@ -112,6 +116,18 @@ async fn answer(sim: &Sim, req: &SimRequest, request_id: &str) -> SimResponse {
     if let Err(why) = verify_signature(req, &authorization, &call) {
         return auth_failed(why);
     }
+    if call.expired {
+        return expired_token();
+    }
+    // Organizations trusts X-Domain-Id only if it is the key's own account.
+    let domain_header = req
+        .headers
+        .get("x-domain-id")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    if !sim.with_huawei_identity(|s| s.check_domain_header(&call.tenant, domain_header.as_deref()))
+    {
+        return auth_failed("X-Domain-Id is not the account of the access key");
+    }
 
     match call.fault {
         Some(FaultKind::Throttle { retry_after_ms }) => {
@@ -141,17 +157,23 @@ async fn answer(sim: &Sim, req: &SimRequest, request_id: &str) -> SimResponse {
         Some(FaultKind::Hang { ms }) => tokio::time::sleep(Duration::from_millis(ms)).await,
         // Shape faults change the body below; ZeroPageSize is Alibaba's and is ignored.
         Some(
-            FaultKind::Truncated | FaultKind::WrongShape | FaultKind::Lie | FaultKind::ZeroPageSize,
+            FaultKind::Truncated
+            | FaultKind::WrongShape
+            | FaultKind::Lie
+            | FaultKind::ZeroPageSize
+            | FaultKind::GarbledFields,
         )
         | None => {}
     }
     let fault = call.fault.as_ref();
-    let access_key_id = &authorization.access_key_id;
+    // Temporary keys reach their issuing tenant's data.
+    let access_key_id = &call.tenant;
     let body = match route {
         Route::List(dataset) => {
             // Only the page is copied, under the lock; its JSON is built outside it.
             let items = |offset: usize, limit: usize| {
                 sim.with_tenant(access_key_id, |t| {
+                    t.before_list(dataset);
                     let all = t.dataset(dataset);
                     let page = all.iter().skip(offset).take(limit).cloned().collect();
                     (all.len(), page)
@@ -175,7 +197,14 @@ async fn answer(sim: &Sim, req: &SimRequest, request_id: &str) -> SimResponse {
             Some(h) if fault == Some(&FaultKind::WrongShape) => {
                 json!({ "handshake": [handshake_dto(&h)] })
             }
-            Some(h) => json!({ "handshake": handshake_dto(&h) }),
+            Some(h) => {
+                let mut items = [handshake_dto(&h)];
+                if fault == Some(&FaultKind::GarbledFields) {
+                    garble(&mut items);
+                }
+                let [item] = items;
+                json!({ "handshake": item })
+            }
         },
     };
     let mut response = SimResponse::json(200, &body);
@@ -186,8 +215,16 @@ async fn answer(sim: &Sim, req: &SimRequest, request_id: &str) -> SimResponse {
     response
 }
 
+/// The answer to a call signed with temporary keys past their expiry.
+pub(super) fn expired_token() -> SimResponse {
+    SimResponse::json(
+        401,
+        &json!({"error_code": TOKEN_EXPIRED, "error_msg": "The token must be updated."}),
+    )
+}
+
 /// Recompute the signature over the headers the client says it signed.
-fn verify_signature(
+pub(super) fn verify_signature(
     req: &SimRequest,
     authorization: &sign::ParsedAuthorization,
     call: &CallContext,
@@ -300,7 +337,10 @@ fn list_page_with(
         }
     };
     let (total, items) = items(offset, limit);
-    let page: Vec<Value> = items.iter().map(handshake_dto).collect();
+    let mut page: Vec<Value> = items.iter().map(handshake_dto).collect();
+    if fault == Some(&FaultKind::GarbledFields) {
+        garble(&mut page);
+    }
     let end = offset.saturating_add(page.len());
     let next_marker = if fault == Some(&FaultKind::Lie) {
         // Always the first page's marker: a client that does not notice loops forever.
@@ -345,6 +385,16 @@ fn decode_marker(dataset: Dataset, marker: &str) -> Option<usize> {
 fn marker_check(dataset: Dataset, offset: usize) -> String {
     let digest = Sha256::digest(format!("{dataset:?}/{offset}").as_bytes());
     hex::encode(&digest[..6])
+}
+
+/// [`FaultKind::GarbledFields`] on Huawei's field names.
+fn garble(items: &mut [Value]) {
+    super::garble_first(
+        items,
+        ["expired_at", "created_at", "updated_at"],
+        "status",
+        &["target", "type"],
+    );
 }
 
 /// A `HandshakeDto` as the service writes it (public so that benchmarks can build

@@ -8,8 +8,11 @@
 //! call counters; in-process tests use the same operations as Rust methods.
 
 pub mod alibaba;
+pub mod alibaba_identity;
 pub mod data;
 pub mod huawei;
+pub mod huawei_identity;
+pub mod recorder;
 
 use crate::model::Handshake;
 use bytes::Bytes;
@@ -60,6 +63,42 @@ pub enum FaultKind {
     Lie,
     /// Alibaba only: answer with PageSize 0.
     ZeroPageSize,
+    /// 200 with the answer's first invitation carrying values that do not parse:
+    /// times that are not times, a status and a target type nobody knows.
+    GarbledFields,
+}
+
+/// What [`FaultKind::GarbledFields`] puts in the fields it garbles.
+pub const GARBLED_TIME: &str = "next Tuesday";
+pub const GARBLED_STATUS: &str = "Frozen";
+pub const GARBLED_TARGET_TYPE: &str = "Carrier-Pigeon";
+
+/// Garble the `time_keys`, `status` and target type (`target_type_path`, one key
+/// or `[object, key]`) of the first invitation of `items`.
+fn garble_first(
+    items: &mut [serde_json::Value],
+    time_keys: [&str; 3],
+    status: &str,
+    target_type_path: &[&str],
+) {
+    let Some(serde_json::Value::Object(first)) = items.first_mut() else {
+        return;
+    };
+    for key in time_keys {
+        first.insert(key.into(), GARBLED_TIME.into());
+    }
+    first.insert(status.into(), GARBLED_STATUS.into());
+    match target_type_path {
+        [key] => {
+            first.insert((*key).into(), GARBLED_TARGET_TYPE.into());
+        }
+        [object, key] => {
+            if let Some(serde_json::Value::Object(target)) = first.get_mut(*object) {
+                target.insert((*key).into(), GARBLED_TARGET_TYPE.into());
+            }
+        }
+        _ => {}
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -74,6 +113,47 @@ pub struct Fault {
     pub times: Option<u32>,
 }
 
+/// A dataset that changes while it is being listed, as a busy directory does: before
+/// list request number `after + 1` of the dataset is answered (and, when `every` is
+/// not 0, before every `every`-th list request after that), `insert` fresh
+/// invitations go to the front of the list and `delete` invitations are removed from
+/// its middle. Both shift the later invitations across page boundaries.
+#[derive(Clone, Debug)]
+pub struct Churn {
+    pub dataset: Dataset,
+    pub after: u64,
+    pub every: u64,
+    pub insert: usize,
+    pub delete: usize,
+    /// List requests of the dataset answered so far.
+    pub seen: u64,
+    /// Changes made so far.
+    pub applied: u64,
+}
+
+impl Churn {
+    /// One change before list request `after + 1`, none after it.
+    pub fn once(dataset: Dataset, after: u64, insert: usize, delete: usize) -> Churn {
+        Churn {
+            dataset,
+            after,
+            every: 0,
+            insert,
+            delete,
+            seen: 0,
+            applied: 0,
+        }
+    }
+
+    /// A change before every list request of the dataset.
+    pub fn every_request(dataset: Dataset, insert: usize, delete: usize) -> Churn {
+        Churn {
+            every: 1,
+            ..Churn::once(dataset, 0, insert, delete)
+        }
+    }
+}
+
 /// One simulated account.
 #[derive(Clone, Debug, Default)]
 pub struct Tenant {
@@ -84,6 +164,10 @@ pub struct Tenant {
     pub faults: Vec<Fault>,
     /// Requests per action that reached the tenant (signature checked or not).
     pub calls: BTreeMap<String, u64>,
+    /// How the datasets change while they are listed, if they do.
+    pub churn: Vec<Churn>,
+    /// Invitations churn has added so far (keeps their ids unique in the tenant).
+    pub churned: u64,
 }
 
 impl Tenant {
@@ -104,6 +188,36 @@ impl Tenant {
         self.datasets.values().flatten().find(|h| h.id == id)
     }
 
+    /// Called by the list handlers before they read `dataset`: apply the churn due.
+    pub fn before_list(&mut self, dataset: Dataset) {
+        let Some(churn) = self.churn.iter_mut().find(|c| c.dataset == dataset) else {
+            return;
+        };
+        churn.seen += 1;
+        let since = churn.seen.saturating_sub(churn.after + 1);
+        let due = churn.seen > churn.after
+            && (since == 0 || (churn.every > 0 && since % churn.every == 0));
+        if !due {
+            return;
+        }
+        churn.applied += 1;
+        let (round, insert, delete) = (churn.applied, churn.insert, churn.delete);
+        let first_serial = self.churned;
+        self.churned += insert as u64;
+        let list = self.datasets.entry(dataset).or_default();
+        for _ in 0..delete {
+            if !list.is_empty() {
+                list.remove(list.len() / 2);
+            }
+        }
+        let fresh = data::generate(dataset, insert, round, chrono::Utc::now());
+        for (i, mut h) in fresh.into_iter().enumerate() {
+            // Letters and digits only: the Alibaba simulator checks id syntax.
+            h.id = format!("h-churn{}", first_serial + i as u64);
+            list.insert(0, h);
+        }
+    }
+
     /// Take the next fault for this action, counting it down.
     pub fn take_fault(&mut self, action: &str) -> Option<FaultKind> {
         let idx = self
@@ -122,10 +236,33 @@ impl Tenant {
     }
 }
 
+/// Temporary credentials the simulator issued (STS, metadata, IAM): they sign
+/// requests of their tenant until they expire.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// Access key id of the tenant whose data they reach.
+    pub tenant: String,
+    pub access_key_id: String,
+    pub secret: String,
+    pub security_token: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Lifetime of issued credentials unless a test sets another.
+pub const DEFAULT_CREDENTIAL_LIFETIME: Duration = Duration::from_secs(3600);
+
 #[derive(Default)]
 struct SimState {
     tenants: HashMap<String, Tenant>,
     latency: Duration,
+    /// Issued temporary credentials by access key id.
+    sessions: HashMap<String, Session>,
+    /// Lifetime of newly issued credentials; `None` = [`DEFAULT_CREDENTIAL_LIFETIME`].
+    credential_lifetime: Option<Duration>,
+    /// Roles, instance identities and identity providers (Alibaba).
+    alibaba_identity: alibaba_identity::IdentityState,
+    /// Agencies, metadata and identity providers (Huawei).
+    huawei_identity: huawei_identity::IdentityState,
 }
 
 /// The simulator's shared state.
@@ -255,6 +392,21 @@ impl Sim {
         .unwrap_or(false)
     }
 
+    /// Make a tenant's dataset change while it is listed (replacing any earlier
+    /// churn of that dataset).
+    pub fn set_churn(&self, access_key_id: &str, churn: Churn) -> bool {
+        self.with_tenant(access_key_id, |t| {
+            t.churn.retain(|c| c.dataset != churn.dataset);
+            t.churn.push(churn);
+        })
+        .is_some()
+    }
+
+    /// Stop all churn of a tenant.
+    pub fn clear_churn(&self, access_key_id: &str) {
+        self.with_tenant(access_key_id, |t| t.churn.clear());
+    }
+
     pub fn add_fault(&self, access_key_id: &str, fault: Fault) -> bool {
         self.with_tenant(access_key_id, |t| t.faults.push(fault))
             .is_some()
@@ -300,15 +452,112 @@ impl Sim {
 
     /// Look up a tenant's secret and token, count the call, and take a fault.
     /// `None` when the access key is unknown (the call is not counted anywhere).
+    /// Temporary credentials the simulator issued count as their tenant's, with
+    /// their own secret and token, and say whether they have expired.
     pub fn begin_call(&self, access_key_id: &str, action: &str) -> Option<CallContext> {
-        self.with_tenant(access_key_id, |t| {
-            *t.calls.entry(action.to_string()).or_insert(0) += 1;
-            CallContext {
+        let mut st = self.lock();
+        let session = st.sessions.get(access_key_id).cloned();
+        let tenant_key = session
+            .as_ref()
+            .map_or(access_key_id, |s| s.tenant.as_str());
+        let t = st.tenants.get_mut(tenant_key)?;
+        *t.calls.entry(action.to_string()).or_insert(0) += 1;
+        let fault = t.take_fault(action);
+        Some(match session {
+            None => CallContext {
                 secret: t.secret.clone(),
                 security_token: t.security_token.clone(),
-                fault: t.take_fault(action),
-            }
+                fault,
+                tenant: t.access_key_id.clone(),
+                expired: false,
+            },
+            Some(s) => CallContext {
+                secret: s.secret,
+                security_token: Some(s.security_token),
+                fault,
+                tenant: t.access_key_id.clone(),
+                expired: chrono::Utc::now() >= s.expires_at,
+            },
         })
+    }
+
+    /// Issue temporary credentials for a tenant (with the current lifetime, or
+    /// `lifetime` when given). `prefix` marks the issuer in the key id (`STS.`).
+    pub fn issue_session(
+        &self,
+        tenant: &str,
+        prefix: &str,
+        lifetime: Option<Duration>,
+    ) -> Option<Session> {
+        let mut st = self.lock();
+        if !st.tenants.contains_key(tenant) {
+            return None;
+        }
+        let lifetime = lifetime
+            .or(st.credential_lifetime)
+            .unwrap_or(DEFAULT_CREDENTIAL_LIFETIME);
+        let rand = |n: usize| -> String {
+            std::iter::repeat_with(fastrand::alphanumeric)
+                .take(n)
+                .collect()
+        };
+        let session = Session {
+            tenant: tenant.to_string(),
+            access_key_id: format!("{prefix}{}", rand(20)),
+            secret: rand(30),
+            security_token: format!("{}{}", rand(40), "/+="),
+            expires_at: chrono::Utc::now()
+                + chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::hours(1)),
+        };
+        st.sessions
+            .insert(session.access_key_id.clone(), session.clone());
+        Some(session)
+    }
+
+    /// Lifetime of credentials issued from now on (tests shorten it).
+    pub fn set_credential_lifetime(&self, lifetime: Duration) {
+        self.lock().credential_lifetime = Some(lifetime);
+    }
+
+    /// The temporary credentials issued for a tenant (tests check that none of
+    /// them leaks).
+    pub fn sessions(&self, tenant: &str) -> Vec<Session> {
+        self.lock()
+            .sessions
+            .values()
+            .filter(|s| s.tenant == tenant)
+            .cloned()
+            .collect()
+    }
+
+    /// The lifetime a test set with [`Sim::set_credential_lifetime`], if any.
+    pub fn credential_lifetime(&self) -> Option<Duration> {
+        self.lock().credential_lifetime
+    }
+
+    /// How many temporary credentials have been issued for a tenant.
+    pub fn sessions_issued(&self, tenant: &str) -> usize {
+        self.lock()
+            .sessions
+            .values()
+            .filter(|s| s.tenant == tenant)
+            .count()
+    }
+
+    /// Run `f` on the Alibaba identity configuration (roles, instance role, OIDC).
+    pub fn with_alibaba_identity<R>(
+        &self,
+        f: impl FnOnce(&mut alibaba_identity::IdentityState) -> R,
+    ) -> R {
+        f(&mut self.lock().alibaba_identity)
+    }
+
+    /// Run `f` on the Huawei identity configuration (metadata, IdP, IAM).
+    pub fn with_huawei_identity<R>(
+        &self,
+        f: impl FnOnce(&mut huawei_identity::IdentityState) -> R,
+    ) -> R {
+        f(&mut self.lock().huawei_identity)
     }
 
     /// A copy of a tenant's dataset.
@@ -329,6 +578,11 @@ pub struct CallContext {
     pub secret: String,
     pub security_token: Option<String>,
     pub fault: Option<FaultKind>,
+    /// The tenant the call reaches (the issuing tenant for temporary credentials).
+    pub tenant: String,
+    /// Temporary credentials past their expiry: the handler answers with the
+    /// cloud's expired-token error.
+    pub expired: bool,
 }
 
 /// A running simulator; dropping it (or calling [`SimServer::shutdown`]) stops it.
@@ -431,6 +685,13 @@ async fn route(sim: &Arc<Sim>, req: Request<Incoming>) -> Response<Body> {
     let latency = sim.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
+    }
+    // Identity services first (STS, metadata, IAM): each claims its own requests.
+    if let Some(response) = alibaba_identity::handle(sim, &request).await {
+        return to_response(response);
+    }
+    if let Some(response) = huawei_identity::handle(sim, &request).await {
+        return to_response(response);
     }
     let response = if request.path.starts_with("/v1/") {
         huawei::handle(sim, request).await

@@ -284,6 +284,10 @@ async fn exposition_passes_promtool_and_json_api_lists_invitations() -> TestResu
     let (status, body) = get(&exporter.url("/")).await;
     assert_eq!(status, 200);
     assert!(body.contains("corp-account") && body.contains("/metrics"));
+    assert!(
+        body.contains("<th>credentials</th>") && body.contains("<td>access_key</td>"),
+        "the landing page shows each source's credential type: {body}"
+    );
     assert_eq!(get(&exporter.url("/-/healthy")).await.0, 200);
     assert_eq!(get(&exporter.url("/-/ready")).await.0, 200);
     Ok(())
@@ -348,6 +352,19 @@ async fn demo_serves_both_alibaba_views_and_both_huawei_views() -> TestResult {
             "{source}"
         );
     }
+    // alibaba-account gets temporary keys through the simulated STS.
+    assert_eq!(
+        value(
+            &text,
+            "handshake_api_requests_total",
+            &[
+                ("source", "alibaba-account"),
+                ("action", "AssumeRole"),
+                ("code", "200")
+            ]
+        ),
+        Some(1.0)
+    );
     // The simulator pins one pending invitation per dataset 5 hours from expiry, so
     // each source has at least one in the 1d window.
     for source in [

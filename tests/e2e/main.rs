@@ -3,8 +3,12 @@
 
 mod calls;
 mod core;
+mod credentials;
+mod data;
 mod hardening;
 mod harness;
 mod hostile;
+mod huawei_credentials;
 mod reliability;
+mod soak;
 mod stack;

@@ -6,19 +6,23 @@
 //! in [`sign`], response parsing in [`wire`]; this module builds requests, walks the
 //! pages and refuses answers that do not add up.
 
+pub mod credentials;
+pub mod metadata;
 pub mod sign;
+pub mod sts;
 pub mod wire;
 
 use crate::config::{AlibabaSignature, SourceConfig, View};
+use crate::credentials::{CredentialCache, CredentialStatus};
 use crate::error::{ApiError, Reason};
 use crate::model::{Handshake, Provider};
-use crate::provider::{HandshakeProvider, nonce, percent_encode};
+use crate::provider::{HandshakeProvider, Listing, nonce, percent_encode};
 use crate::secret::Credentials;
 use crate::transport::{Transport, retry_after_hint};
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::time::Instant;
 use wire::{ErrorBody, ListPage, WireError};
@@ -51,7 +55,7 @@ pub struct AlibabaClient {
     handshake_ids: Vec<String>,
     signature: AlibabaSignature,
     page_size: u64,
-    credentials: Credentials,
+    credentials: CredentialCache,
     /// The parsed endpoint, or why it cannot be used (reported on every call, since
     /// `new` cannot fail).
     endpoint: Result<Endpoint, String>,
@@ -224,6 +228,7 @@ fn to_reqwest(
 
 impl AlibabaClient {
     pub fn new(source: &SourceConfig, transport: Transport) -> AlibabaClient {
+        let metrics = transport.metrics().clone();
         let mut seen = HashSet::new();
         let handshake_ids = source
             .handshake_ids
@@ -238,7 +243,12 @@ impl AlibabaClient {
             handshake_ids,
             signature: source.signature,
             page_size: u64::from(source.page_size.max(1)),
-            credentials: source.credentials.clone(),
+            credentials: CredentialCache::new(
+                credentials::fetcher(&source.credentials),
+                metrics,
+                crate::model::Provider::Alibaba,
+                Arc::from(source.name.as_str()),
+            ),
             endpoint: Endpoint::parse(&source.endpoint),
         }
     }
@@ -248,6 +258,7 @@ impl AlibabaClient {
     fn build_request(
         &self,
         endpoint: &Endpoint,
+        credentials: &Credentials,
         action: &'static str,
         params: &[(&str, &str)],
     ) -> Result<reqwest::Request, ApiError> {
@@ -257,14 +268,7 @@ impl AlibabaClient {
             AlibabaSignature::V3 => prepare_v3,
             AlibabaSignature::V1 => prepare_v1,
         };
-        let call = prepare(
-            action,
-            params,
-            endpoint,
-            &self.credentials,
-            &timestamp,
-            &nonce,
-        );
+        let call = prepare(action, params, endpoint, credentials, &timestamp, &nonce);
         to_reqwest(action, endpoint, call)
     }
 
@@ -279,12 +283,18 @@ impl AlibabaClient {
             .endpoint
             .as_ref()
             .map_err(|m| ApiError::new(Reason::BadRequest, action, m.clone()))?;
+        // Fetched (or refreshed) before every operation, not once per refresh: a
+        // long refresh may outlive temporary credentials.
+        let issued = self
+            .credentials
+            .get(&self.transport, deadline, action)
+            .await?;
         let response = self
             .transport
             .execute(
                 action,
                 deadline,
-                || self.build_request(endpoint, action, params),
+                || self.build_request(endpoint, &issued.credentials, action, params),
                 parse_error,
             )
             .await?;
@@ -307,13 +317,65 @@ impl AlibabaClient {
         wire::parse_list_page(&body).map_err(|e| wire_error(action, e))
     }
 
-    /// Every page of a list operation. Page 1 tells TotalCount; the rest are fetched
-    /// concurrently and checked in page order.
+    /// Every invitation of a list operation, read while the list may be changing.
+    ///
+    /// Offset pages of a list that changes while it is read shift: an invitation
+    /// added before a page already read pushes the next one onto a later page (read
+    /// twice), one deleted pulls the next one onto a page already read (never read).
+    /// A read shows such a shift as TotalCount changing between pages or an id on two
+    /// pages ([`PageAssembler`]). The rule:
+    ///
+    /// - A read that shows no change is the answer.
+    /// - A read that shows one is followed by exactly one more complete read. If that
+    ///   one shows no change, the answer is the second read plus the invitations only
+    ///   the first read saw, one entry per id (the second read's version wins).
+    ///   Every invitation present during the whole refresh was present during the
+    ///   whole second read, which saw no shift, so it is in the answer; one deleted
+    ///   during the refresh may still be in it (for one refresh interval), one added
+    ///   during it may be missing (the next refresh has it).
+    /// - If the second read shows a change too, the refresh is a `bad_response`:
+    ///   neither read can be trusted, and reading again and again would make a busy
+    ///   directory cost ever more calls.
+    ///
+    /// What paging cannot show: an addition and a deletion between the same two page
+    /// requests keep TotalCount and may skip an invitation without repeating one. The
+    /// first read's invitations in the union cover the invitations that read saw.
     async fn list_all(
         &self,
         action: &'static str,
         deadline: Instant,
     ) -> Result<Vec<Handshake>, ApiError> {
+        let (seen_first, first_change) = match self.read_all(action, deadline).await? {
+            Read::Unchanged(items) => return Ok(items),
+            Read::Changed { items, why } => (items, why),
+        };
+        tracing::debug!(
+            source = %self.source, action, change = %first_change,
+            "the list changed while it was read; reading it once more"
+        );
+        match self.read_all(action, deadline).await? {
+            Read::Unchanged(mut items) => {
+                let ids: HashSet<&str> = items.iter().map(|h| h.id.as_str()).collect();
+                let only_first: Vec<Handshake> = seen_first
+                    .into_iter()
+                    .filter(|h| !ids.contains(h.id.as_str()))
+                    .collect();
+                items.extend(only_first);
+                Ok(items)
+            }
+            Read::Changed { why, .. } => Err(ApiError::bad_response(
+                action,
+                format!(
+                    "the list kept changing during two whole reads ({first_change}; then {why})"
+                ),
+            )),
+        }
+    }
+
+    /// One whole read of a list operation. Page 1 tells TotalCount; the rest are
+    /// fetched concurrently and checked in page order. A change seen on a page ends
+    /// the read there (the pages still in flight are cancelled).
+    async fn read_all(&self, action: &'static str, deadline: Instant) -> Result<Read, ApiError> {
         let mut pages = PageAssembler::new(action, self.page_size, self.source.clone());
         let first = self.fetch_page(action, 1, deadline).await?;
         if !pages.accept(1, first)? {
@@ -381,21 +443,35 @@ impl HandshakeProvider for AlibabaClient {
         Provider::Alibaba
     }
 
-    async fn list(&self, deadline: Instant) -> Result<Vec<Handshake>, ApiError> {
+    fn credential_status(&self) -> Option<CredentialStatus> {
+        Some(self.credentials.status())
+    }
+
+    async fn fetch(&self, deadline: Instant) -> Result<Listing, ApiError> {
         match self.view {
-            View::ResourceDirectory => {
-                self.list_all(ACTION_LIST_FOR_RESOURCE_DIRECTORY, deadline)
-                    .await
-            }
-            View::Account => self.list_all(ACTION_LIST_FOR_ACCOUNT, deadline).await,
+            View::ResourceDirectory => self
+                .list_all(ACTION_LIST_FOR_RESOURCE_DIRECTORY, deadline)
+                .await
+                .map(Listing::from),
+            View::Account => self
+                .list_all(ACTION_LIST_FOR_ACCOUNT, deadline)
+                .await
+                .map(Listing::from),
             View::Ids => {
                 // Owned ids: a closure over `&String` trips the higher-ranked
                 // lifetime check of the `Send` future async_trait requires.
-                stream::iter(self.handshake_ids.iter().cloned())
-                    .map(|id| async move { self.get_one(&id, deadline).await })
+                let outcomes = stream::iter(self.handshake_ids.iter().cloned())
+                    .map(|id| async move {
+                        match self.get_one(&id, deadline).await {
+                            Ok(h) => Ok(Ok(h)),
+                            Err(e) if is_missing_handshake(&e) => Ok(Err(id)),
+                            Err(e) => Err(e),
+                        }
+                    })
                     .buffered(MAX_IN_FLIGHT)
                     .try_collect()
-                    .await
+                    .await?;
+                Ok(Listing::from_ids(outcomes))
             }
             // Config validation keeps Huawei views away from Alibaba sources.
             View::Sent | View::Received => Err(ApiError::new(
@@ -414,19 +490,34 @@ impl HandshakeProvider for AlibabaClient {
     }
 }
 
+/// How one whole read of a list ended.
+#[derive(Debug)]
+enum Read {
+    /// The pages add up and nothing shows a change.
+    Unchanged(Vec<Handshake>),
+    /// The list changed while it was read (`why`); the invitations collected until
+    /// the change showed, one per id.
+    Changed { items: Vec<Handshake>, why: String },
+}
+
 /// Checks pages as they arrive (in page order) and collects their invitations.
-/// Everything that does not add up is a `bad_response`: a wrong answer must fail the
-/// refresh rather than publish a partial or duplicated list.
+/// A change of the list while it is read (TotalCount differing from page 1's, an id
+/// already seen on an earlier page) ends the read as [`Read::Changed`]; everything
+/// else that does not add up is a `bad_response`: a wrong answer must fail the
+/// refresh rather than publish a partial or duplicated list. With TotalCount the
+/// same on every page, offset paging fixes how many invitations each page has
+/// whatever the list holds, so a page of another size is the API's error, not a
+/// change.
 struct PageAssembler {
     action: &'static str,
     source: Arc<str>,
     page_size: u64,
     /// From page 1; `None` when the API did not say.
     total: Option<u64>,
-    /// First HandshakeId of each page so far → its page number (a repeated page).
-    first_ids: HashMap<String, u64>,
     seen: HashSet<String>,
     items: Vec<Handshake>,
+    /// The first change seen, which ended the read.
+    changed: Option<String>,
 }
 
 impl PageAssembler {
@@ -436,9 +527,9 @@ impl PageAssembler {
             source,
             page_size,
             total: None,
-            first_ids: HashMap::new(),
             seen: HashSet::new(),
             items: Vec::new(),
+            changed: None,
         }
     }
 
@@ -448,7 +539,8 @@ impl PageAssembler {
             .map(|total| total.div_ceil(self.page_size).max(1))
     }
 
-    /// Check and take page `asked`. `Ok(true)` when more pages follow.
+    /// Check and take page `asked`. `Ok(true)` when more pages follow; `Ok(false)` at
+    /// the last page or when this page shows that the list changed.
     fn accept(&mut self, asked: u64, page: ListPage) -> Result<bool, ApiError> {
         let action = self.action;
         let request_id = page.request_id.clone();
@@ -472,6 +564,13 @@ impl PageAssembler {
             }
             _ => {}
         }
+        let count = page.items.len() as u64;
+        if count > self.page_size {
+            return Err(bad(format!(
+                "page {asked} has {count} invitations, more than PageSize {}",
+                self.page_size
+            )));
+        }
         if asked == 1 {
             if let Some(total) = page.total_count
                 && total > MAX_TOTAL_COUNT
@@ -484,16 +583,10 @@ impl PageAssembler {
         } else if let (Some(first), Some(now)) = (self.total, page.total_count)
             && first != now
         {
-            return Err(bad(format!(
-                "TotalCount changed from {first} to {now} between pages"
-            )));
-        }
-        let count = page.items.len() as u64;
-        if count > self.page_size {
-            return Err(bad(format!(
-                "page {asked} has {count} invitations, more than PageSize {}",
-                self.page_size
-            )));
+            self.changed = Some(format!(
+                "TotalCount changed from {first} to {now} between pages (page {asked})"
+            ));
+            return Ok(false);
         }
         if let Some(total) = self.total {
             let expected = total
@@ -512,28 +605,30 @@ impl PageAssembler {
             }
         }
         let mut handshakes = Vec::with_capacity(page.items.len());
+        let mut on_this_page = HashSet::with_capacity(page.items.len());
         for (i, item) in page.items.into_iter().enumerate() {
             let h = item
                 .into_handshake(self.source.clone())
                 .ok_or_else(|| bad(format!("invitation {i} of page {asked} has no HandshakeId")))?;
-            handshakes.push(h);
-        }
-        if let Some(first) = handshakes.first() {
-            if let Some(earlier) = self.first_ids.get(&first.id) {
+            // One page is one snapshot: an id twice on it is no change, it is wrong.
+            if !on_this_page.insert(h.id.clone()) {
                 return Err(bad(format!(
-                    "page {asked} starts with the same invitation as page {earlier}: the API repeated a page"
-                )));
-            }
-            self.first_ids.insert(first.id.clone(), asked);
-        }
-        for h in &handshakes {
-            if !self.seen.insert(h.id.clone()) {
-                return Err(bad(format!(
-                    "invitation {} appears twice (again on page {asked})",
+                    "invitation {} appears twice on page {asked}",
                     h.id
                 )));
             }
+            handshakes.push(h);
         }
+        // An id seen on an earlier page: the pages shifted (something was added
+        // before it), or the API repeated a page; either way this read is not whole.
+        if let Some(again) = handshakes.iter().find(|h| self.seen.contains(&h.id)) {
+            self.changed = Some(format!(
+                "invitation {} appears again on page {asked}",
+                again.id
+            ));
+            return Ok(false);
+        }
+        self.seen.extend(on_this_page);
         self.items.extend(handshakes);
         Ok(match self.total {
             Some(total) => asked.saturating_mul(self.page_size) < total,
@@ -541,7 +636,13 @@ impl PageAssembler {
         })
     }
 
-    fn finish(self) -> Result<Vec<Handshake>, ApiError> {
+    fn finish(self) -> Result<Read, ApiError> {
+        if let Some(why) = self.changed {
+            return Ok(Read::Changed {
+                items: self.items,
+                why,
+            });
+        }
         match self.total {
             Some(total) if self.items.len() as u64 != total => Err(ApiError::bad_response(
                 self.action,
@@ -550,7 +651,7 @@ impl PageAssembler {
                     self.items.len()
                 ),
             )),
-            _ => Ok(self.items),
+            _ => Ok(Read::Unchanged(self.items)),
         }
     }
 }
@@ -637,6 +738,18 @@ pub fn classify(status: u16, code: Option<&str>) -> Reason {
         // A 2xx carrying an unknown error code, or a 1xx/3xx: not usable data.
         Reason::BadResponse
     }
+}
+
+/// Whether GetHandshake's error means "this invitation does not exist"
+/// (`EntityNotExists.Handshake`). Only the API's own `EntityNotExists` code counts:
+/// a bare 404 (a proxy, a wrong base path) must fail the refresh, not make every
+/// configured id look missing.
+pub fn is_missing_handshake(error: &ApiError) -> bool {
+    error.reason == Reason::NotFound
+        && error
+            .code
+            .as_deref()
+            .is_some_and(|c| c.starts_with("EntityNotExists"))
 }
 
 /// Keep an API message safe to log. `SignatureDoesNotMatch` ends in the server's

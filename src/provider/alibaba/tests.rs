@@ -417,6 +417,22 @@ fn assembler() -> PageAssembler {
     PageAssembler::new(ACTION_LIST_FOR_ACCOUNT, 2, Arc::from("src"))
 }
 
+/// The invitations of a read that saw no change.
+fn unchanged(read: Result<Read, ApiError>) -> Result<Vec<Handshake>, ApiError> {
+    match read? {
+        Read::Unchanged(items) => Ok(items),
+        Read::Changed { why, .. } => panic!("expected an unchanged read, got a change: {why}"),
+    }
+}
+
+/// Why a read saw a change, and the ids it had collected until then.
+fn change(read: Result<Read, ApiError>) -> (String, Vec<String>) {
+    match read {
+        Ok(Read::Changed { items, why }) => (why, items.into_iter().map(|h| h.id).collect()),
+        other => panic!("expected a change, got {other:?}"),
+    }
+}
+
 fn bad_response_message(result: Result<bool, ApiError>) -> String {
     match result {
         Err(e) if e.reason == Reason::BadResponse => e.message,
@@ -431,13 +447,13 @@ fn pages_adding_up_to_total_count_are_assembled_in_order() -> Result<(), ApiErro
     assert_eq!(p.last_page(), Some(3));
     assert!(p.accept(2, page(2, Some(5), &["c", "d"]))?);
     assert!(!p.accept(3, page(3, Some(5), &["e"]))?);
-    let ids: Vec<String> = p.finish()?.into_iter().map(|h| h.id).collect();
+    let ids: Vec<String> = unchanged(p.finish())?.into_iter().map(|h| h.id).collect();
     assert_eq!(ids, ["a", "b", "c", "d", "e"]);
 
     let mut empty = assembler();
     assert!(!empty.accept(1, page(1, Some(0), &[]))?);
     assert_eq!(empty.last_page(), Some(1));
-    assert_eq!(empty.finish()?, []);
+    assert_eq!(unchanged(empty.finish())?, []);
     Ok(())
 }
 
@@ -447,7 +463,7 @@ fn without_total_count_a_short_or_empty_page_ends_the_list() -> Result<(), ApiEr
     assert!(p.accept(1, page(1, None, &["a", "b"]))?);
     assert_eq!(p.last_page(), None);
     assert!(!p.accept(2, page(2, None, &["c"]))?);
-    assert_eq!(p.finish()?.len(), 3);
+    assert_eq!(unchanged(p.finish())?.len(), 3);
     let mut p = assembler();
     assert!(p.accept(1, page(1, None, &["a", "b"]))?);
     assert!(!p.accept(2, page(2, None, &[]))?);
@@ -472,19 +488,24 @@ fn a_total_count_the_pages_do_not_reach_is_a_bad_response() {
 }
 
 #[test]
-fn absurd_or_changing_totals_and_bad_page_sizes_are_bad_responses() {
+fn a_total_count_that_changes_between_pages_ends_the_read_as_a_change() -> Result<(), ApiError> {
+    let mut p = assembler();
+    assert!(p.accept(1, page(1, Some(5), &["a", "b"]))?);
+    // The page's own count does not matter any more: the plan it was checked
+    // against is stale.
+    assert!(!p.accept(2, page(2, Some(7), &["c"]))?);
+    let (why, seen) = change(p.finish());
+    assert!(why.contains("TotalCount changed from 5 to 7"), "{why}");
+    assert_eq!(seen, ["a", "b"], "the changed page is not taken");
+    Ok(())
+}
+
+#[test]
+fn absurd_totals_and_bad_page_sizes_are_bad_responses() {
     let m = bad_response_message(
         assembler().accept(1, page(1, Some(MAX_TOTAL_COUNT + 1), &["a", "b"])),
     );
     assert!(m.contains("not believable"), "{m}");
-
-    let mut p = assembler();
-    assert!(matches!(
-        p.accept(1, page(1, Some(5), &["a", "b"])),
-        Ok(true)
-    ));
-    let m = bad_response_message(p.accept(2, page(2, Some(7), &["c", "d"])));
-    assert!(m.contains("changed from 5 to 7"), "{m}");
 
     let mut zero = page(1, Some(5), &["a", "b"]);
     zero.page_size = Some(0);
@@ -501,7 +522,7 @@ fn absurd_or_changing_totals_and_bad_page_sizes_are_bad_responses() {
 }
 
 #[test]
-fn repeated_pages_and_duplicate_ids_are_bad_responses_not_deduplicated() {
+fn ids_seen_on_an_earlier_page_are_a_change_and_twice_on_one_page_an_error() {
     // The server answers another page number than the one asked for.
     let mut p = assembler();
     assert!(matches!(
@@ -517,21 +538,36 @@ fn repeated_pages_and_duplicate_ids_are_bad_responses_not_deduplicated() {
         p.accept(1, page(1, Some(6), &["a", "b"])),
         Ok(true)
     ));
-    let m = bad_response_message(p.accept(2, page(2, Some(6), &["a", "b"])));
-    assert!(m.contains("repeated a page"), "{m}");
+    assert!(matches!(
+        p.accept(2, page(2, Some(6), &["a", "b"])),
+        Ok(false)
+    ));
+    let (why, _) = change(p.finish());
+    assert!(
+        why.contains("invitation a appears again on page 2"),
+        "{why}"
+    );
 
-    // One id on two pages.
+    // One id on two pages: an invitation added before page 2 pushed b onto it.
     let mut p = assembler();
     assert!(matches!(
         p.accept(1, page(1, Some(4), &["a", "b"])),
         Ok(true)
     ));
-    let m = bad_response_message(p.accept(2, page(2, Some(4), &["c", "b"])));
-    assert!(m.contains("invitation b appears twice"), "{m}");
+    assert!(matches!(
+        p.accept(2, page(2, Some(4), &["b", "c"])),
+        Ok(false)
+    ));
+    let (why, seen) = change(p.finish());
+    assert!(
+        why.contains("invitation b appears again on page 2"),
+        "{why}"
+    );
+    assert_eq!(seen, ["a", "b"]);
 
-    // Twice on one page.
+    // Twice on one page: one answer is one snapshot, so that is the API's error.
     let m = bad_response_message(assembler().accept(1, page(1, Some(2), &["a", "a"])));
-    assert!(m.contains("appears twice"), "{m}");
+    assert!(m.contains("appears twice on page 1"), "{m}");
 }
 
 #[test]
@@ -567,7 +603,8 @@ fn every_attempt_is_signed_with_a_fresh_nonce_and_the_current_date()
             access_key_secret: Secret::new("SK"),
             security_token: None,
             domain_id: None,
-        },
+        }
+        .into(),
         rate_limit: None,
         connect_timeout: std::time::Duration::from_secs(1),
         request_timeout: std::time::Duration::from_secs(1),
@@ -593,8 +630,12 @@ fn every_attempt_is_signed_with_a_fresh_nonce_and_the_current_date()
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let first = client.build_request(endpoint, ACTION_LIST_FOR_ACCOUNT, &[])?;
-    let second = client.build_request(endpoint, ACTION_LIST_FOR_ACCOUNT, &[])?;
+    let creds = source
+        .credentials
+        .read_static_for_tests()
+        .ok_or("static test credentials")?;
+    let first = client.build_request(endpoint, &creds, ACTION_LIST_FOR_ACCOUNT, &[])?;
+    let second = client.build_request(endpoint, &creds, ACTION_LIST_FOR_ACCOUNT, &[])?;
     let nonce = header(&first, "x-acs-signature-nonce");
     assert!(nonce.as_ref().is_some_and(|n| n.len() == 32));
     assert_ne!(nonce, header(&second, "x-acs-signature-nonce"));

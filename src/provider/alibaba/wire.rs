@@ -7,7 +7,9 @@
 //! a flat `Handshakes` list, or a `Handshake` that is not an array of objects is a
 //! [`WireError::Shape`], because reading it as "no invitations" would be a lie.
 
-use crate::model::{self, Handshake, Provider, Status, TargetType};
+use crate::model::{AnomalyField, Handshake, Provider};
+#[cfg(test)]
+use crate::model::{Status, TargetType};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -53,21 +55,16 @@ impl WireHandshake {
         let id = self.handshake_id.filter(|id| !id.trim().is_empty())?;
         let target_type = self.target_type.or(self.invite_type);
         let mut h = Handshake::new(Provider::Alibaba, source, id);
-        h.status = self
-            .status
-            .as_deref()
-            .map_or(Status::Unknown, Status::parse_lenient);
-        h.target_type = target_type
-            .as_deref()
-            .map_or(TargetType::Unknown, TargetType::parse_lenient);
+        h.read_status(self.status.as_deref());
+        h.read_target_type(target_type.as_deref());
         h.target_entity = self.target_entity.or(self.invite_entity);
         h.directory_id = self.resource_directory_id;
         h.management_account_id = self.master_account_id;
         h.management_account_name = self.master_account_name;
         h.note = self.note;
-        h.created_at = model::parse_time(self.create_time.as_deref());
-        h.modified_at = model::parse_time(self.modify_time.as_deref());
-        h.expires_at = model::parse_time(self.expire_time.as_deref());
+        h.created_at = h.read_time(AnomalyField::CreateTime, self.create_time.as_deref());
+        h.modified_at = h.read_time(AnomalyField::ModifyTime, self.modify_time.as_deref());
+        h.expires_at = h.read_time(AnomalyField::ExpireTime, self.expire_time.as_deref());
         Some(h)
     }
 }
@@ -378,6 +375,7 @@ mod tests {
         assert_eq!(hs[1].target_type, TargetType::Account);
         assert_eq!(hs[1].target_entity.as_deref(), Some("172841235500****"));
         assert_eq!(hs[1].provider, Provider::Alibaba);
+        assert!(hs.iter().all(|h| h.anomalies.is_empty()));
         Ok(())
     }
 
@@ -426,6 +424,9 @@ mod tests {
         assert_eq!(h.target_type, TargetType::Unknown);
         assert_eq!(h.management_account_id.as_deref(), Some("1512666876910000"));
         assert_eq!((h.note, h.expires_at), (None, None));
+        // Kept, but what did not parse is noted (for the anomaly counter and log).
+        let noted: Vec<&str> = h.anomalies.iter().map(AnomalyField::as_str).collect();
+        assert_eq!(noted, ["expire_time", "status", "target_type"]);
         Ok(())
     }
 

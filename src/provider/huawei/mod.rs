@@ -2,19 +2,22 @@
 //! ShowHandshake, signed with SDK-HMAC-SHA256 ([`sign`]) and read tolerantly
 //! ([`wire`]). See `shared/reference/huawei-organizations.md` for the wire contract.
 
+pub mod credentials;
+pub mod identity;
 pub mod sign;
 pub mod wire;
 
 use crate::config::{SourceConfig, View};
+use crate::credentials::{CredentialCache, CredentialStatus};
 use crate::error::{ApiError, Reason};
 use crate::model::{Handshake, Provider};
-use crate::provider::{HandshakeProvider, percent_encode};
+use crate::provider::{HandshakeProvider, Listing, percent_encode};
 use crate::secret::Credentials;
 use crate::transport::Transport;
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use reqwest::header::{HeaderName, HeaderValue};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -40,11 +43,12 @@ pub struct HuaweiClient {
     /// Configured ids, duplicates removed (first occurrence kept).
     handshake_ids: Vec<String>,
     limit: u32,
-    credentials: Credentials,
+    credentials: CredentialCache,
 }
 
 impl HuaweiClient {
     pub fn new(source: &SourceConfig, transport: Transport) -> HuaweiClient {
+        let metrics = transport.metrics().clone();
         let mut seen = HashSet::new();
         let handshake_ids = source
             .handshake_ids
@@ -59,7 +63,12 @@ impl HuaweiClient {
             view: source.view,
             handshake_ids,
             limit: source.page_size,
-            credentials: source.credentials.clone(),
+            credentials: CredentialCache::new(
+                credentials::fetcher(&source.credentials, &source.endpoint),
+                metrics,
+                Provider::Huawei,
+                Arc::from(source.name.as_str()),
+            ),
         }
     }
 
@@ -67,61 +76,12 @@ impl HuaweiClient {
     /// Called once per attempt so that every attempt carries a fresh `X-Sdk-Date`.
     fn build_request(
         &self,
+        credentials: &Credentials,
         action: &'static str,
         path: &str,
         query: &[(String, String)],
     ) -> Result<reqwest::Request, ApiError> {
-        let config_error = |what: &str| ApiError::new(Reason::BadRequest, action, what);
-        let mut url = reqwest::Url::parse(&format!("{}{path}", self.endpoint))
-            .map_err(|e| config_error(&format!("invalid endpoint URL: {e}")))?;
-        // The wire query *is* the canonical query (sorted, RFC 3986 encoded), as the
-        // SDK sends it; the url crate leaves such a string untouched.
-        let canonical_query = sign::canonical_query(query);
-        url.set_query((!canonical_query.is_empty()).then_some(canonical_query.as_str()));
-        let host = host_header(&url).ok_or_else(|| config_error("endpoint URL has no host"))?;
-
-        let date = chrono::Utc::now().format(sign::DATE_FORMAT).to_string();
-        let mut headers: Vec<(String, String)> = vec![
-            ("Host".into(), host),
-            (sign::DATE_HEADER.into(), date),
-            // The SDK sends and signs it even on body-less GETs.
-            ("Content-Type".into(), "application/json".into()),
-        ];
-        if let Some(domain_id) = &self.credentials.domain_id {
-            headers.push(("X-Domain-Id".into(), domain_id.clone()));
-        }
-        if let Some(token) = &self.credentials.security_token {
-            headers.push(("X-Security-Token".into(), token.expose().to_string()));
-        }
-        let signed = sign::sign(
-            &sign::RequestToSign {
-                method: "GET",
-                path: url.path(),
-                query,
-                headers: &headers,
-                body: b"",
-            },
-            &self.credentials.access_key_id,
-            self.credentials.access_key_secret.expose(),
-        )
-        .map_err(|e| config_error(&e.to_string()))?;
-        headers.push(("Authorization".into(), signed.authorization));
-
-        let mut request = reqwest::Request::new(reqwest::Method::GET, url);
-        for (name, value) in headers {
-            let sensitive = name == "X-Security-Token" || name == "Authorization";
-            let header_name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| config_error(&format!("invalid header name {name}")))?;
-            // The message names the header, never its value: it may be a credential.
-            let mut header_value = HeaderValue::from_str(&value).map_err(|_| {
-                config_error(&format!(
-                    "the {name} value has characters not allowed in an HTTP header"
-                ))
-            })?;
-            header_value.set_sensitive(sensitive);
-            request.headers_mut().insert(header_name, header_value);
-        }
-        Ok(request)
+        signed_get(&self.endpoint, credentials, action, path, query)
     }
 
     async fn get_json(
@@ -131,12 +91,16 @@ impl HuaweiClient {
         query: &[(String, String)],
         deadline: Instant,
     ) -> Result<bytes::Bytes, ApiError> {
+        let issued = self
+            .credentials
+            .get(&self.transport, deadline, action)
+            .await?;
         let response = self
             .transport
             .execute(
                 action,
                 deadline,
-                || self.build_request(action, path, query),
+                || self.build_request(&issued.credentials, action, path, query),
                 wire::parse_error,
             )
             .await?;
@@ -144,14 +108,25 @@ impl HuaweiClient {
     }
 
     /// Walk every page of a list operation.
+    ///
+    /// An id on a later page that an earlier page already had is taken once (the
+    /// later, newer version), not a failure. The marker's meaning is not documented;
+    /// if it is a position, as the simulator's is, an invitation added before it
+    /// while the list is walked pushes the next one onto the following page again,
+    /// and failing on that would fail every refresh of a busy organization. Unlike
+    /// Alibaba there is no total to show that the list changed, so there is no
+    /// second read: a deletion that pulls an invitation back onto a page already
+    /// read goes unseen until the next refresh. An id twice on one page is still a
+    /// `bad_response`: one answer is one snapshot.
     async fn list_pages(
         &self,
         action: &'static str,
         path: &str,
         deadline: Instant,
     ) -> Result<Vec<Handshake>, ApiError> {
-        let mut handshakes = Vec::new();
-        let mut seen_ids = HashSet::new();
+        let mut handshakes: Vec<Handshake> = Vec::new();
+        // Id → index in `handshakes`.
+        let mut seen_ids: HashMap<String, usize> = HashMap::new();
         let mut seen_markers = HashSet::new();
         let mut marker: Option<String> = None;
         for page_number in 1..=MAX_PAGES {
@@ -166,6 +141,7 @@ impl HuaweiClient {
                 items = page.handshakes.len(), more = page.next_marker.is_some(),
                 "Huawei page"
             );
+            let mut on_this_page = HashSet::with_capacity(page.handshakes.len());
             for dto in page.handshakes {
                 let handshake = wire::to_handshake(dto, &self.source).ok_or_else(|| {
                     ApiError::bad_response(
@@ -173,16 +149,28 @@ impl HuaweiClient {
                         format!("page {page_number} has an invitation without an id"),
                     )
                 })?;
-                if !seen_ids.insert(handshake.id.clone()) {
+                if !on_this_page.insert(handshake.id.clone()) {
                     return Err(ApiError::bad_response(
                         action,
                         format!(
-                            "invitation {} listed twice (again on page {page_number})",
+                            "invitation {} listed twice on page {page_number}",
                             handshake.id
                         ),
                     ));
                 }
-                handshakes.push(handshake);
+                match seen_ids.get(&handshake.id) {
+                    Some(&at) => {
+                        tracing::debug!(
+                            source = %self.source, action, handshake_id = %handshake.id,
+                            page = page_number, "invitation listed again on a later page; taken once"
+                        );
+                        handshakes[at] = handshake;
+                    }
+                    None => {
+                        seen_ids.insert(handshake.id.clone(), handshakes.len());
+                        handshakes.push(handshake);
+                    }
+                }
             }
             match page.next_marker {
                 None => return Ok(handshakes),
@@ -236,6 +224,70 @@ impl HuaweiClient {
     }
 }
 
+/// Build and sign a GET of `endpoint` + `path` (already percent-encoded) with
+/// `query`, as the SDK does: `X-Domain-Id` when the credentials carry one,
+/// `X-Security-Token` for temporary keys. Organizations calls and the IAM
+/// domain lookup share it.
+pub(crate) fn signed_get(
+    endpoint: &str,
+    credentials: &Credentials,
+    action: &'static str,
+    path: &str,
+    query: &[(String, String)],
+) -> Result<reqwest::Request, ApiError> {
+    let config_error = |what: &str| ApiError::new(Reason::BadRequest, action, what);
+    let mut url = reqwest::Url::parse(&format!("{endpoint}{path}"))
+        .map_err(|e| config_error(&format!("invalid endpoint URL: {e}")))?;
+    // The wire query *is* the canonical query (sorted, RFC 3986 encoded), as the
+    // SDK sends it; the url crate leaves such a string untouched.
+    let canonical_query = sign::canonical_query(query);
+    url.set_query((!canonical_query.is_empty()).then_some(canonical_query.as_str()));
+    let host = host_header(&url).ok_or_else(|| config_error("endpoint URL has no host"))?;
+
+    let date = chrono::Utc::now().format(sign::DATE_FORMAT).to_string();
+    let mut headers: Vec<(String, String)> = vec![
+        ("Host".into(), host),
+        (sign::DATE_HEADER.into(), date),
+        // The SDK sends and signs it even on body-less GETs.
+        ("Content-Type".into(), "application/json".into()),
+    ];
+    if let Some(domain_id) = &credentials.domain_id {
+        headers.push(("X-Domain-Id".into(), domain_id.clone()));
+    }
+    if let Some(token) = &credentials.security_token {
+        headers.push(("X-Security-Token".into(), token.expose().to_string()));
+    }
+    let signed = sign::sign(
+        &sign::RequestToSign {
+            method: "GET",
+            path: url.path(),
+            query,
+            headers: &headers,
+            body: b"",
+        },
+        &credentials.access_key_id,
+        credentials.access_key_secret.expose(),
+    )
+    .map_err(|e| config_error(&e.to_string()))?;
+    headers.push(("Authorization".into(), signed.authorization));
+
+    let mut request = reqwest::Request::new(reqwest::Method::GET, url);
+    for (name, value) in headers {
+        let sensitive = name == "X-Security-Token" || name == "Authorization";
+        let header_name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| config_error(&format!("invalid header name {name}")))?;
+        // The message names the header, never its value: it may be a credential.
+        let mut header_value = HeaderValue::from_str(&value).map_err(|_| {
+            config_error(&format!(
+                "the {name} value has characters not allowed in an HTTP header"
+            ))
+        })?;
+        header_value.set_sensitive(sensitive);
+        request.headers_mut().insert(header_name, header_value);
+    }
+    Ok(request)
+}
+
 /// `Host` as reqwest/hyper send it, which is what must be signed: the host, plus
 /// `:port` only when the URL names a non-default port (the url crate drops a
 /// default one).
@@ -253,27 +305,38 @@ impl HandshakeProvider for HuaweiClient {
         Provider::Huawei
     }
 
-    async fn list(&self, deadline: Instant) -> Result<Vec<Handshake>, ApiError> {
+    fn credential_status(&self) -> Option<CredentialStatus> {
+        Some(self.credentials.status())
+    }
+
+    async fn fetch(&self, deadline: Instant) -> Result<Listing, ApiError> {
         match self.view {
-            View::Received => {
-                self.list_pages(ACTION_LIST_RECEIVED, PATH_LIST_RECEIVED, deadline)
-                    .await
-            }
+            View::Received => self
+                .list_pages(ACTION_LIST_RECEIVED, PATH_LIST_RECEIVED, deadline)
+                .await
+                .map(Listing::from),
             View::Ids => {
                 // By index: a closure over `&String` trips the compiler's higher-ranked
                 // lifetime check inside the boxed `Send` future of async_trait.
                 let ids = &self.handshake_ids;
-                stream::iter(0..ids.len())
-                    .map(|i| self.show(&ids[i], deadline))
+                let outcomes = stream::iter(0..ids.len())
+                    .map(|i| async move {
+                        match self.show(&ids[i], deadline).await {
+                            Ok(h) => Ok(Ok(h)),
+                            Err(e) if wire::is_missing_handshake(&e) => Ok(Err(ids[i].clone())),
+                            Err(e) => Err(e),
+                        }
+                    })
                     .buffered(SHOW_CONCURRENCY)
                     .try_collect()
-                    .await
+                    .await?;
+                Ok(Listing::from_ids(outcomes))
             }
             // Config only allows sent/received/ids for Huawei; sent is the default.
-            View::Sent | View::ResourceDirectory | View::Account => {
-                self.list_pages(ACTION_LIST_SENT, PATH_LIST_SENT, deadline)
-                    .await
-            }
+            View::Sent | View::ResourceDirectory | View::Account => self
+                .list_pages(ACTION_LIST_SENT, PATH_LIST_SENT, deadline)
+                .await
+                .map(Listing::from),
         }
     }
 
@@ -293,6 +356,15 @@ mod tests {
 
     const EDGE_MARKER: &str = "ou-Zx9/Ab+c=d e~f_g.h-i*j'k(l)m!n:o@p&q%r;é";
 
+    fn creds() -> Credentials {
+        Credentials {
+            access_key_id: "HWTESTSTSAK000000001".into(),
+            access_key_secret: Secret::new("hwTestTempSecretKey000000000000000000000"),
+            security_token: Some(Secret::new("gQpjbi1ub3J0aC00+fake/SecurityToken==")),
+            domain_id: Some("3f1b6a9c2e4d4f7b8a0c1d2e3f4a5b6c".into()),
+        }
+    }
+
     fn client(endpoint: &str) -> Result<HuaweiClient, String> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let source = SourceConfig {
@@ -303,12 +375,7 @@ mod tests {
             endpoint: endpoint.into(),
             signature: AlibabaSignature::default(),
             page_size: 100,
-            credentials: Credentials {
-                access_key_id: "HWTESTSTSAK000000001".into(),
-                access_key_secret: Secret::new("hwTestTempSecretKey000000000000000000000"),
-                security_token: Some(Secret::new("gQpjbi1ub3J0aC00+fake/SecurityToken==")),
-                domain_id: Some("3f1b6a9c2e4d4f7b8a0c1d2e3f4a5b6c".into()),
-            },
+            credentials: creds().into(),
             rate_limit: None,
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),
@@ -337,7 +404,7 @@ mod tests {
             ("marker".to_string(), EDGE_MARKER.to_string()),
             ("limit".to_string(), "100".to_string()),
         ];
-        let request = client.build_request(ACTION_LIST_SENT, PATH_LIST_SENT, &query)?;
+        let request = client.build_request(&creds(), ACTION_LIST_SENT, PATH_LIST_SENT, &query)?;
         assert_eq!(request.method(), reqwest::Method::GET);
         assert_eq!(request.url().path(), "/v1/organizations/handshakes");
         assert_eq!(
@@ -383,7 +450,7 @@ mod tests {
     {
         let client = client("https://organizations.myhuaweicloud.com")?;
         let path = format!("{PATH_LIST_SENT}/{}", percent_encode("h-a/b c"));
-        let request = client.build_request(ACTION_SHOW, &path, &[])?;
+        let request = client.build_request(&creds(), ACTION_SHOW, &path, &[])?;
         assert_eq!(
             request.url().as_str(),
             "https://organizations.myhuaweicloud.com/v1/organizations/handshakes/h-a%2Fb%20c"
