@@ -763,14 +763,26 @@ fn resolve_credentials(
         has_block: raw.is_some(),
     };
     let raw = raw.map(|c| &c.value);
-    Ok(match provider {
+    let config = match provider {
         Provider::Alibaba => CredentialConfig::Alibaba(
             crate::provider::alibaba::credentials::parse(&mut cctx, raw)?,
         ),
         Provider::Huawei => {
             CredentialConfig::Huawei(crate::provider::huawei::credentials::parse(&mut cctx, raw)?)
         }
-    })
+    };
+    for (key, url) in config.token_endpoints() {
+        if let Ok(parsed) = reqwest::Url::parse(url)
+            && parsed.scheme() == "http"
+            && !crate::transport::is_loopback(&parsed)
+        {
+            ctx.warnings.push(format!(
+                "{label}: credentials.{key} {url:?} uses plain http:// to a host that is not \
+                 loopback: keys and tokens cross the network unencrypted"
+            ));
+        }
+    }
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -959,6 +971,48 @@ sources:
         assert!(load(&text)?.warnings.is_empty());
         let missing = text.replace(&secret.display().to_string(), "/nonexistent/sk");
         assert!(load(&missing).err().is_some_and(|e| e.line == Some(6)));
+        Ok(())
+    }
+
+    #[test]
+    fn plain_http_identity_endpoints_off_loopback_are_warned_about_but_metadata_is_not()
+    -> Result<(), ConfigError> {
+        let alibaba = |sts: &str| {
+            format!(
+                "sources:\n  - name: x\n    provider: alibaba\n    credentials:\n      type: ram_role_arn\n      role_arn: acs:ram::1234567890123456:role/r\n      access_key_id: AK\n      access_key_secret: SK\n      sts_endpoint: {sts}\n"
+            )
+        };
+        let huawei = |iam: &str| {
+            format!(
+                "sources:\n  - name: x\n    provider: huawei\n    credentials:\n      type: metadata\n      iam_endpoint: {iam}\n"
+            )
+        };
+        for quiet in [
+            alibaba("https://sts.aliyuncs.com"),
+            alibaba("http://127.0.0.1:9"),
+            huawei("http://[::1]:9"),
+        ] {
+            let c = load(&quiet)?;
+            assert!(c.warnings.is_empty(), "{quiet}: {:?}", c.warnings);
+        }
+        for (text, key) in [
+            (alibaba("http://sts.internal"), "credentials.sts_endpoint"),
+            (
+                huawei("http://iam.internal:8080"),
+                "credentials.iam_endpoint",
+            ),
+        ] {
+            let c = load(&text)?;
+            assert_eq!(c.warnings.len(), 1, "{text}: {:?}", c.warnings);
+            assert!(
+                c.warnings[0].contains(key) && c.warnings[0].contains("plain http://"),
+                "{}",
+                c.warnings[0]
+            );
+        }
+        // The metadata services are plain HTTP on link-local addresses by design.
+        let metadata = "sources:\n  - name: x\n    provider: alibaba\n    credentials:\n      type: ecs_ram_role\n      metadata_endpoint: http://100.100.100.200\n";
+        assert!(load(metadata)?.warnings.is_empty());
         Ok(())
     }
 

@@ -436,6 +436,16 @@ impl CredentialFetcher for Misconfigured {
 }
 
 impl CredentialConfig {
+    /// Identity-service endpoints (STS, IAM) that receive keys, signed requests or
+    /// tokens, by config key.
+    pub fn token_endpoints(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            CredentialConfig::Static(_) => Vec::new(),
+            CredentialConfig::Alibaba(a) => a.token_endpoints(),
+            CredentialConfig::Huawei(h) => h.token_endpoints(),
+        }
+    }
+
     /// The configured `type`, for the landing page and logs.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -130,6 +130,23 @@ pub struct EcsRamRole {
 }
 
 impl AlibabaCredentialConfig {
+    /// Endpoints that receive a key, a signed request or an OIDC token (STS), by
+    /// config key. The metadata service is left out: it is plain HTTP on a
+    /// link-local address by design.
+    pub fn token_endpoints(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            AlibabaCredentialConfig::RamRoleArn(r) => {
+                vec![("sts_endpoint", r.sts_endpoint.as_str())]
+            }
+            AlibabaCredentialConfig::OidcRoleArn(o) => {
+                vec![("sts_endpoint", o.sts_endpoint.as_str())]
+            }
+            AlibabaCredentialConfig::AccessKey(_) | AlibabaCredentialConfig::EcsRamRole(_) => {
+                Vec::new()
+            }
+        }
+    }
+
     /// The `type` it came from, for the landing page and logs.
     pub fn kind(&self) -> &'static str {
         match self {

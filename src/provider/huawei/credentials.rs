@@ -86,6 +86,16 @@ pub struct HuaweiCredentialConfig {
 }
 
 impl HuaweiCredentialConfig {
+    /// Endpoints that receive a signed request or an id token (IAM), by config key.
+    /// The metadata service is left out: plain HTTP on a link-local address by
+    /// design.
+    pub fn token_endpoints(&self) -> Vec<(&'static str, &str)> {
+        self.iam_endpoint
+            .as_deref()
+            .map(|e| vec![("iam_endpoint", e)])
+            .unwrap_or_default()
+    }
+
     /// The type that fetches the keys (`default` resolves to one of the others).
     pub fn kind(&self) -> &'static str {
         match self.identity {
