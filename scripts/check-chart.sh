@@ -15,7 +15,9 @@
 #   5. deploy/kubernetes/ and the chart's rules copy are current (scripts/gen-kubernetes.sh
 #      --check); the chart README's values table is current (scripts/gen-chart-readme.py --check)
 #   6. tests/chart/test_chart.py: probes on the open paths, ServiceMonitor scheme, TLS and
-#      basic-auth references, identity presets, mounts, PDB, checksum, schema typo check
+#      basic-auth references, identity presets, mounts, PDB, checksum, schema typo check,
+#      and every scenario's rendered config passes the real binary's --config.check
+#      (target/debug/handshake_exporter, built by the cargo test step before this one)
 #
 # Exits non-zero, naming the file and the problem, at the first failing step.
 set -euo pipefail

@@ -213,6 +213,57 @@ class Identities(unittest.TestCase):
                 self.assertIn(name, keys, "%s: %s is not a key of secret.example.yaml" % (src["name"], k))
 
 
+EXPORTER = os.environ.get(
+    "HANDSHAKE_EXPORTER_BIN",
+    os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")),
+                 "debug", "handshake_exporter"))
+# What ACK's pod identity webhook injects for RRSA (issue 11's oidc_role_arn defaults).
+RRSA_ENV = {
+    "ALIBABA_CLOUD_ROLE_ARN": "acs:ram::1234567890123456:role/handshake-exporter-reader",
+    "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c1",
+}
+
+
+class ConfigAccepted(unittest.TestCase):
+    """Every scenario's rendered configuration passes the real binary's --config.check.
+
+    The files the config names (mounted keys, projected tokens) do not exist here: each
+    `*_file` path is replaced by a temporary file, and the RRSA variables ACK's webhook
+    injects are set, as they would be in the pod.
+    """
+
+    @unittest.skipUnless(os.access(EXPORTER, os.X_OK) or os.environ.get("HANDSHAKE_REQUIRE_TOOLS"),
+                         "no exporter binary (build it, or set HANDSHAKE_EXPORTER_BIN)")
+    def test_every_scenario_passes_config_check(self):
+        names = sorted(f for f in os.listdir(CI) if f.endswith(".yaml"))
+        self.assertGreaterEqual(len(names), 7)
+        for name in names:
+            with self.subTest(scenario=name), tempfile.TemporaryDirectory() as tmp:
+                cfg = exporter_config(render(name))
+                for i, src in enumerate(cfg.get("sources", [])):
+                    for key, value in list((src.get("credentials") or {}).items()):
+                        if key.endswith("_file"):
+                            path = os.path.join(tmp, "%d-%s" % (i, key))
+                            with open(path, "w") as f:
+                                f.write("placeholder-value\n")
+                            os.chmod(path, 0o600)
+                            src["credentials"][key] = path
+                token = os.path.join(tmp, "rrsa-token")
+                with open(token, "w") as f:
+                    f.write("eyJhbGciOiJSUzI1NiJ9.e30.sig\n")
+                path = os.path.join(tmp, "config.yml")
+                with open(path, "w") as f:
+                    yaml.safe_dump(cfg, f)
+                env = {k: v for k, v in os.environ.items()
+                       if not k.startswith(("ALIBABA_CLOUD_", "HUAWEICLOUD_"))}
+                env.update(RRSA_ENV, ALIBABA_CLOUD_OIDC_TOKEN_FILE=token, HOME=tmp)
+                p = subprocess.run([EXPORTER, "--config.file", path, "--config.check"],
+                                   capture_output=True, text=True, env=env)
+                self.assertEqual(p.returncode, 0,
+                                 "%s: --config.check refused the rendered config:\n%s%s"
+                                 % (name, p.stdout, p.stderr))
+
+
 class Mounts(unittest.TestCase):
     def test_no_subpath_and_secrets_are_directories_in_every_scenario(self):
         for f in sorted(os.listdir(CI)):
