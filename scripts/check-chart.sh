@@ -7,7 +7,8 @@
 #      network when unshare allows it, so any download attempt fails the check)
 #   3. `helm package`, and the packaged chart renders its PrometheusRule (the rules copy
 #      travels with the chart)
-#   4. every rendered manifest, and deploy/kubernetes/*.yaml, validated strictly against
+#   4. every rendered manifest, deploy/kubernetes/*.yaml and the hand-written RRSA variant
+#      (deploy/kubernetes/rrsa/), validated strictly against
 #      the Kubernetes 1.29, 1.31, 1.33 and 1.35 schemas (kubernetes-validate, offline),
 #      ServiceMonitor and PrometheusRule against the prometheus-operator v0.93.0 CRDs
 #      (vendored in tests/chart/crds/: no PyPI or npm package ships them in a form that
@@ -88,7 +89,7 @@ step "validate manifests: Kubernetes ${k8s_versions[*]} (strict) + prometheus-op
 kargs=()
 for v in "${k8s_versions[@]}"; do kargs+=(-k "$v"); done
 "${offline[@]}" python3 scripts/validate-manifests.py "${kargs[@]}" --crds tests/chart/crds \
-  "$tmp"/render/*/*.yaml deploy/kubernetes/*.yaml
+  "$tmp"/render/*/*.yaml deploy/kubernetes/*.yaml deploy/kubernetes/rrsa/*.yaml
 
 step "deploy/kubernetes and the chart's rules copy are current"
 HELM=$helm4 "${offline[@]}" bash scripts/gen-kubernetes.sh --check
