@@ -33,6 +33,7 @@ fn options() -> RenderOptions {
         per_invitation: c.per_invitation,
         target_label: c.target_label,
         windows: c.expiring_windows,
+        max_invitation_series: c.max_invitation_series,
     }
 }
 
@@ -57,6 +58,7 @@ fn view(n: usize) -> SourceView {
         last_duration: Some(Duration::from_millis(180)),
         last_error: None,
         refreshing: false,
+        generation: 1,
     }
 }
 

@@ -1,11 +1,11 @@
 //! The running exporter: the current configuration and its source caches, and
 //! atomic reload (a bad new configuration keeps the old one running).
 
-use crate::cache::{SourceCache, SourceView};
+use crate::cache::{RenderCache, RenderKey, Rendered, SourceCache, SourceView};
 use crate::config::{self, Config};
 use crate::metrics::ExporterMetrics;
 use crate::provider;
-use crate::render::RenderOptions;
+use crate::render::{self, RenderOptions};
 use crate::transport::{RetryPolicy, Transport, TransportSettings};
 use std::future::Future;
 use std::path::PathBuf;
@@ -19,6 +19,9 @@ pub struct Runtime {
     pub config: Config,
     pub sources: Vec<Arc<SourceCache>>,
     pub render: RenderOptions,
+    /// Rendered bodies shared by the scrapes of a wave (per runtime: a reload that
+    /// changes the render options starts afresh).
+    pub bodies: RenderCache,
 }
 
 impl Runtime {
@@ -33,6 +36,34 @@ impl Runtime {
         let waits = self.sources.iter().map(|s| s.ensure_fresh(deadline));
         futures_util::future::join_all(waits).await;
         self.sources.iter().map(|s| s.view()).collect()
+    }
+
+    /// The snapshot families of `views` (all sources, or the one `/probe` asked for
+    /// with `only`) at Unix time `now`, rendered once for every scrape that asks for
+    /// the same data within the same second. `now` is cut to the second it falls in:
+    /// `handshake_expires_in_seconds` is exact to that second, whichever scrape of
+    /// the second rendered it.
+    pub async fn exposition(
+        &self,
+        views: &[SourceView],
+        only: Option<&str>,
+        now: f64,
+        metrics: &ExporterMetrics,
+    ) -> Arc<Rendered> {
+        let second = now.floor() as i64;
+        let key = RenderKey {
+            only: only.map(str::to_string),
+            generations: views.iter().map(|v| v.generation).collect(),
+            second,
+        };
+        self.bodies
+            .get_or_render(key, || async {
+                metrics.renders.inc();
+                let mut out = Vec::new();
+                render::render(&mut out, views, second as f64, &self.render);
+                bytes::Bytes::from(out)
+            })
+            .await
     }
 }
 
@@ -85,6 +116,7 @@ impl App {
             render: render_options(&config),
             config: Config::with_sources(Vec::new()),
             sources: Vec::new(),
+            bodies: RenderCache::default(),
         });
         let app = Arc::new(App {
             metrics,
@@ -196,6 +228,7 @@ impl App {
             render: render_options(&config),
             config,
             sources,
+            bodies: RenderCache::default(),
         });
         *self.runtime.write().unwrap_or_else(|p| p.into_inner()) = runtime;
         Ok(())
@@ -254,6 +287,7 @@ fn render_options(config: &Config) -> RenderOptions {
         per_invitation: config.per_invitation,
         target_label: config.target_label,
         windows: config.expiring_windows.clone(),
+        max_invitation_series: config.max_invitation_series,
     }
 }
 

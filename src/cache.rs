@@ -12,7 +12,7 @@ use crate::metrics::ExporterMetrics;
 use crate::model::{Anomalies, Handshake, Provider};
 use crate::provider::{HandshakeProvider, Listing};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
@@ -38,6 +38,18 @@ pub struct SourceView {
     pub last_duration: Option<Duration>,
     pub last_error: Option<ApiError>,
     pub refreshing: bool,
+    /// Changes whenever anything rendered from this source changes (every finished
+    /// refresh, successful or not); unique across sources and reloads. Rendered
+    /// bodies are shared per generation (see [`RenderCache`]).
+    pub generation: u64,
+}
+
+/// Source of [`SourceView::generation`] values: process-wide, so that a source
+/// rebuilt by a reload never repeats a generation of the one it replaced.
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+
+fn next_generation() -> u64 {
+    GENERATIONS.fetch_add(1, Ordering::Relaxed)
 }
 
 #[derive(Default)]
@@ -49,6 +61,7 @@ struct State {
     last_error: Option<ApiError>,
     /// Completion signal of the running refresh; scrapes clone it to wait.
     inflight: Option<watch::Receiver<bool>>,
+    generation: u64,
 }
 
 pub struct SourceCache {
@@ -110,7 +123,10 @@ impl SourceCache {
             metrics,
             refresh_interval,
             refresh_timeout,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                generation: next_generation(),
+                ..State::default()
+            }),
             retired: AtomicBool::new(false),
             reported: Mutex::new(Reported::default()),
         })
@@ -164,6 +180,7 @@ impl SourceCache {
             last_duration: st.last_duration,
             last_error: st.last_error.clone(),
             refreshing: st.inflight.is_some(),
+            generation: st.generation,
         }
     }
 
@@ -270,6 +287,7 @@ impl SourceCache {
         }
         let mut st = self.lock();
         st.inflight = None;
+        st.generation = next_generation();
         st.last_attempt_end = Some(Instant::now());
         st.last_duration = Some(took);
         match result {
@@ -388,6 +406,123 @@ impl SourceCache {
         let mut h = self.client.get(id, deadline).await?;
         h.source = self.name.clone();
         Ok(h)
+    }
+}
+
+/// What a shared rendered body depends on, besides the render options (which are
+/// fixed for the [`RenderCache`] of one runtime): which source (`/probe`) or all,
+/// the generation of every source rendered, and the Unix second it was rendered
+/// for (`handshake_expires_in_seconds` is exact to that second).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RenderKey {
+    pub only: Option<String>,
+    pub generations: Vec<u64>,
+    pub second: i64,
+}
+
+/// One rendered body of the snapshot families, shared by every scrape of a wave,
+/// and its compressed form, made once by the first scrape that asks for it.
+pub struct Rendered {
+    pub text: bytes::Bytes,
+    compressed: tokio::sync::OnceCell<Option<crate::render::Deflated>>,
+}
+
+impl Rendered {
+    /// The compressed form, made by `deflate` at most once however many scrapes ask
+    /// at the same time (`None` when it failed: those scrapes get the plain body).
+    pub async fn compressed<F>(&self, deflate: F) -> Option<&crate::render::Deflated>
+    where
+        F: FnOnce(&[u8]) -> Option<crate::render::Deflated>,
+    {
+        self.compressed
+            .get_or_init(|| async { deflate(&self.text) })
+            .await
+            .as_ref()
+    }
+}
+
+/// How long a rendered body stays shared after it was made. Its key carries the
+/// second anyway; keeping it no longer gives its memory back between scrapes (a
+/// 100,000-invitation body is tens of MB, and Prometheus scrapes every 15–60 s).
+pub const RENDER_KEEP: Duration = Duration::from_secs(1);
+
+type Slots =
+    Arc<Mutex<HashMap<Option<String>, (RenderKey, Arc<tokio::sync::OnceCell<Arc<Rendered>>>)>>>;
+
+/// Single-flight rendering: scrapes that want the same [`RenderKey`] share one
+/// render (the first one renders, the others wait for it) and one body. One per
+/// runtime, since the render options are part of what a body depends on.
+#[derive(Default)]
+pub struct RenderCache {
+    /// The latest body per `/metrics` or `/probe` source.
+    slots: Slots,
+    renders: AtomicU64,
+}
+
+impl RenderCache {
+    /// Bodies rendered so far (tests and benchmarks count them per scrape wave).
+    pub fn renders(&self) -> u64 {
+        self.renders.load(Ordering::Relaxed)
+    }
+
+    /// The body for `key`: the shared one if a scrape already rendered (or is
+    /// rendering) it, else the one `render` makes now.
+    pub async fn get_or_render<F, Fut>(&self, key: RenderKey, render: F) -> Arc<Rendered>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = bytes::Bytes>,
+    {
+        let cell = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            match slots.get(&key.only) {
+                Some((k, cell)) if *k == key => cell.clone(),
+                // A scrape that read the clock just before a newer one rendered:
+                // rendered on its own rather than evicting the newer body.
+                Some((k, _)) if k.second > key.second => Arc::new(tokio::sync::OnceCell::new()),
+                _ => {
+                    let cell = Arc::new(tokio::sync::OnceCell::new());
+                    slots.insert(key.only.clone(), (key.clone(), cell.clone()));
+                    self.forget_later(key.only.clone(), &cell);
+                    cell
+                }
+            }
+        };
+        cell.get_or_init(|| async {
+            self.renders.fetch_add(1, Ordering::Relaxed);
+            Arc::new(Rendered {
+                text: render().await,
+                compressed: tokio::sync::OnceCell::new(),
+            })
+        })
+        .await
+        .clone()
+    }
+
+    /// Drop the shared body [`RENDER_KEEP`] after it was made (unless a newer one
+    /// replaced it already): scrapes still sending it keep their own reference.
+    fn forget_later(&self, only: Option<String>, cell: &Arc<tokio::sync::OnceCell<Arc<Rendered>>>) {
+        let slots = Arc::downgrade(&self.slots);
+        let cell = Arc::downgrade(cell);
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            tokio::time::sleep(RENDER_KEEP).await;
+            let Some(slots) = slots.upgrade() else { return };
+            let mut slots = slots.lock().unwrap_or_else(|p| p.into_inner());
+            let ours = slots
+                .get(&only)
+                .is_some_and(|(_, c)| cell.upgrade().is_some_and(|cell| Arc::ptr_eq(c, &cell)));
+            if ours {
+                slots.remove(&only);
+            }
+        });
+    }
+
+    /// Whether a body is held for `only` right now.
+    pub fn holds(&self, only: Option<&str>) -> bool {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.contains_key(&only.map(str::to_string))
     }
 }
 

@@ -155,10 +155,17 @@ pub struct Config {
     pub target_label: TargetLabel,
     /// Process-wide cap on concurrent outbound API requests.
     pub max_concurrent_requests: usize,
+    /// Per source, at most this many per-invitation series (the cardinality budget).
+    pub max_invitation_series: usize,
     pub sources: Vec<SourceConfig>,
     /// Non-fatal findings (world-readable credential files); logged at start.
     pub warnings: Vec<String>,
 }
+
+/// Default `max_invitation_series`: 12,500 invitations at four series each.
+pub const DEFAULT_MAX_INVITATION_SERIES: usize = 50_000;
+/// Upper bound of `max_invitation_series` (a typo guard, not a recommendation).
+pub const MAX_MAX_INVITATION_SERIES: u64 = 100_000_000;
 
 pub const DEFAULT_WINDOWS: [&str; 6] = ["1h", "6h", "1d", "3d", "7d", "14d"];
 
@@ -174,6 +181,7 @@ impl Config {
             per_invitation: PerInvitation::Pending,
             target_label: TargetLabel::Masked,
             max_concurrent_requests: 64,
+            max_invitation_series: DEFAULT_MAX_INVITATION_SERIES,
             sources,
             warnings: Vec::new(),
         }
@@ -267,6 +275,7 @@ struct RawConfig {
     per_invitation: Option<S<String>>,
     target_label: Option<S<String>>,
     max_concurrent_requests: Option<S<u64>>,
+    max_invitation_series: Option<S<u64>>,
     #[serde(default)]
     sources: Vec<S<RawSource>>,
 }
@@ -427,6 +436,16 @@ pub fn load_str(text: &str, file: &Path, env: EnvLookup<'_>) -> Result<Config, C
             ));
         }
         config.max_concurrent_requests = v.value as usize;
+    }
+    if let Some(v) = &raw.max_invitation_series {
+        if v.value > MAX_MAX_INVITATION_SERIES {
+            return Err(ctx.err(
+                v.referenced.line(),
+                "max_invitation_series",
+                format!("must be between 0 and {MAX_MAX_INVITATION_SERIES}"),
+            ));
+        }
+        config.max_invitation_series = usize::try_from(v.value).unwrap_or(usize::MAX);
     }
 
     let mut names = HashSet::new();
@@ -849,6 +868,27 @@ sources:
                 assert!(shown.starts_with("test.yml:"), "{shown}");
             }
         }
+    }
+
+    #[test]
+    fn max_invitation_series_defaults_and_is_validated_with_line_and_field()
+    -> Result<(), ConfigError> {
+        assert_eq!(load(GOOD)?.max_invitation_series, 50_000);
+        let c = load(&format!("max_invitation_series: 0\n{GOOD}"))?;
+        assert_eq!(c.max_invitation_series, 0);
+        let c = load(&format!("max_invitation_series: 200000\n{GOOD}"))?;
+        assert_eq!(c.max_invitation_series, 200_000);
+        expect_err(
+            &format!("{GOOD}max_invitation_series: 100000001\n"),
+            19,
+            "max_invitation_series: must be between 0 and 100000000",
+        );
+        // Not a whole number: the parser's own error, with its line.
+        match load(&format!("max_invitation_series: -5\n{GOOD}")) {
+            Ok(_) => panic!("a negative budget was accepted"),
+            Err(e) => assert_eq!(e.line, Some(1), "{e}"),
+        }
+        Ok(())
     }
 
     #[test]

@@ -11,8 +11,7 @@ use crate::model::Handshake;
 use crate::render::{self, RenderOptions, show_maybe_email, show_target};
 use crate::webconfig::{self, WebConfig};
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use std::io::Write;
@@ -23,7 +22,54 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
-pub type Body = Full<Bytes>;
+/// A response body: a few chunks sent one after the other, with their total length
+/// announced. A scrape's body is the shared rendering (the same `Bytes` for every
+/// scrape of a wave, never copied per connection) followed by the scrape's own
+/// registry text; hyper writes each chunk out as it is.
+#[derive(Debug, Default)]
+pub struct Body {
+    chunks: std::collections::VecDeque<Bytes>,
+    remaining: u64,
+}
+
+impl Body {
+    pub fn from_chunks(chunks: impl IntoIterator<Item = Bytes>) -> Body {
+        let chunks: std::collections::VecDeque<Bytes> =
+            chunks.into_iter().filter(|c| !c.is_empty()).collect();
+        let remaining = chunks.iter().map(|c| c.len() as u64).sum();
+        Body { chunks, remaining }
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Body {
+        Body::from_chunks([b])
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let next = self.chunks.pop_front();
+        if let Some(c) = &next {
+            self.remaining -= c.len() as u64;
+        }
+        std::task::Poll::Ready(next.map(|c| Ok(Frame::data(c))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
 
 /// Live lookups allowed in flight at once, process-wide; more get 429. Each one is
 /// a signed cloud call, so this stays small whatever the client does.
@@ -163,7 +209,11 @@ pub async fn reload(app: &Arc<App>, web: &Arc<WebOptions>) -> Result<(), String>
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(Full::new(body.into()));
+    respond_chunks(status, content_type, Body::from(body.into()))
+}
+
+fn respond_chunks(status: StatusCode, content_type: &str, body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
     *r.status_mut() = status;
     if let Ok(v) = HeaderValue::from_str(content_type) {
         r.headers_mut().insert(header::CONTENT_TYPE, v);
@@ -319,20 +369,64 @@ async fn metrics(
             }
         },
     };
-    let out = metrics_body(&views, unix_now(), &rt.render, &app.metrics, only);
     let accepts_gzip = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
-    if accepts_gzip {
-        if let Ok(compressed) = gzip(&out) {
-            let mut r = respond(StatusCode::OK, TEXT_FORMAT, compressed);
-            r.headers_mut()
-                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            return r;
+    let body = scrape_body(&rt, &app.metrics, &views, only, unix_now(), accepts_gzip).await;
+    let mut r = respond_chunks(StatusCode::OK, TEXT_FORMAT, body.body);
+    if body.gzip {
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    r
+}
+
+/// A scrape's answer: its chunks, and whether they are gzip.
+pub struct ScrapeBody {
+    pub body: Body,
+    pub gzip: bool,
+}
+
+/// What `/metrics` (or `/probe`, with `only`) sends at Unix time `now`: the snapshot
+/// families shared by every scrape of the wave (rendered and, for gzip, compressed
+/// once), then the exporter's own registry, encoded for this scrape so that its
+/// counters are never stale.
+pub async fn scrape_body(
+    rt: &crate::app::Runtime,
+    metrics: &ExporterMetrics,
+    views: &[SourceView],
+    only: Option<&str>,
+    now: f64,
+    gzip: bool,
+) -> ScrapeBody {
+    let shared = rt.exposition(views, only, now, metrics).await;
+    let mut tail = Vec::new();
+    match only {
+        None => metrics.encode_into(&mut tail),
+        Some(name) => metrics.encode_source_into(name, &mut tail),
+    }
+    if gzip {
+        let deflated = shared
+            .compressed(|text| match render::deflate(text) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::warn!(error = %e, "compressing the exposition failed; sending it uncompressed");
+                    None
+                }
+            })
+            .await;
+        if let Some(chunks) = deflated.and_then(|d| render::gzip_chunks(d, &tail).ok()) {
+            return ScrapeBody {
+                body: Body::from_chunks(chunks),
+                gzip: true,
+            };
         }
     }
-    respond(StatusCode::OK, TEXT_FORMAT, out)
+    ScrapeBody {
+        body: Body::from_chunks([shared.text.clone(), Bytes::from(tail)]),
+        gzip: false,
+    }
 }
 
 /// The whole `/metrics` body (or `/probe`'s, with `only`): the families rendered from
@@ -712,6 +806,133 @@ mod tests {
             credentials_cell(Some(role)),
             "ram_role_arn, expire 2027-01-01T00:00:00Z"
         );
+    }
+
+    use crate::app::ConfigOrigin;
+    use crate::cache::Snapshot;
+    use crate::config::Config;
+    use crate::model::Provider;
+    use crate::sim::{Dataset, data};
+    use http_body_util::BodyExt;
+
+    /// An app with no sources of its own, and a view of `n` generated invitations
+    /// (as the cache hands them to scrapes), for driving `scrape_body` directly.
+    fn app_and_view(n: usize) -> (Arc<App>, SourceView) {
+        let app = App::new(
+            ConfigOrigin::Fixed(Box::new(Config::with_sources(Vec::new()))),
+            Arc::new(ExporterMetrics::new(false)),
+        )
+        .expect("a configuration without sources is valid");
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("valid time");
+        let view = SourceView {
+            name: Arc::from("rd"),
+            provider: Provider::Alibaba,
+            snapshot: Some(Arc::new(Snapshot {
+                handshakes: data::generate(Dataset::AlibabaResourceDirectory, n, 5, now),
+                fetched_at: 1_800_000_000.0,
+            })),
+            up: true,
+            last_success: Some(1_800_000_000.0),
+            last_duration: Some(Duration::from_millis(20)),
+            last_error: None,
+            refreshing: false,
+            generation: 7,
+        };
+        (app, view)
+    }
+
+    async fn text_of(body: ScrapeBody) -> String {
+        let bytes = body
+            .body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        if !body.gzip {
+            return String::from_utf8_lossy(&bytes).into_owned();
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
+            .expect("a valid gzip stream");
+        text
+    }
+
+    fn expires_in(text: &str) -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("handshake_expires_in_seconds{"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn forty_concurrent_scrapes_of_unchanged_data_render_once() {
+        let (app, view) = app_and_view(2_000);
+        let rt = app.runtime();
+        // One Unix second: the clock is passed in, so the test never straddles one.
+        let second = 1_800_000_100.0;
+        let scrapes: Vec<_> = (0..40)
+            .map(|i| {
+                let (app, rt, view) = (app.clone(), rt.clone(), view.clone());
+                tokio::spawn(async move {
+                    let now = second + f64::from(i) * 0.02;
+                    let body = scrape_body(&rt, &app.metrics, &[view], None, now, i % 2 == 0).await;
+                    text_of(body).await
+                })
+            })
+            .collect();
+        let mut texts = Vec::new();
+        for s in scrapes {
+            texts.push(s.await.expect("scrape task"));
+        }
+        // Failed before (every scrape rendered its own body): "left: 40".
+        assert_eq!(rt.bodies.renders(), 1);
+        assert_eq!(app.metrics.renders.get(), 1);
+        // Gzip and plain scrapes got the same exposition (the gzip one is a single
+        // valid member spliced from the shared blocks and the scrape's registry).
+        let plain = &texts[1];
+        assert!(
+            plain.contains("handshake_exporter_renders_total 1\n"),
+            "{plain}"
+        );
+        assert!(texts.iter().all(|t| t == plain));
+        assert!(plain.ends_with('\n'));
+        assert!(!expires_in(plain).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scrape_in_the_next_second_renders_again_with_the_new_expires_in() {
+        let (app, view) = app_and_view(300);
+        let rt = app.runtime();
+        let views = [view];
+        let at = |now: f64, gzip: bool| scrape_body(&rt, &app.metrics, &views, None, now, gzip);
+        let first = text_of(at(1_800_000_100.25, false).await).await;
+        let same = text_of(at(1_800_000_100.99, true).await).await;
+        assert_eq!(rt.bodies.renders(), 1);
+        assert_eq!(expires_in(&first), expires_in(&same));
+        let next = text_of(at(1_800_000_101.0, false).await).await;
+        // Failed before the change in the way this checks: a shared body keyed
+        // without the second kept "left: 1" renders and the old values.
+        assert_eq!(rt.bodies.renders(), 2);
+        let (a, b) = (expires_in(&first), expires_in(&next));
+        assert_eq!(a.len(), b.len());
+        assert!(!a.is_empty());
+        for (a, b) in a.iter().zip(&b) {
+            let value = |l: &str| l.rsplit(' ').next().and_then(|v| v.parse::<i64>().ok());
+            // Exact to the second: whole seconds, one less.
+            let (Some(va), Some(vb)) = (value(a), value(b)) else {
+                panic!("not whole seconds: {a} / {b}");
+            };
+            assert_eq!(vb, va - 1, "{a} / {b}");
+        }
+        // The shared body is let go a second after it was made.
+        assert!(rt.bodies.holds(None));
+        tokio::time::sleep(crate::cache::RENDER_KEEP + Duration::from_millis(10)).await;
+        assert!(!rt.bodies.holds(None));
+        // A refresh (new generation) renders again within the same second.
+        let mut changed = views[0].clone();
+        changed.generation += 1;
+        scrape_body(&rt, &app.metrics, &[changed], None, 1_800_000_101.5, false).await;
+        assert_eq!(rt.bodies.renders(), 3);
     }
 
     fn deadline_for(value: &[u8]) -> Duration {

@@ -5,7 +5,8 @@
 use crate::error::Reason;
 use crate::model::{AnomalyField, Provider};
 use prometheus::{
-    Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct ExporterMetrics {
@@ -20,6 +21,9 @@ pub struct ExporterMetrics {
     pub reload_success_timestamp: Gauge,
     /// Set by `credentials::CredentialCache` for temporary credentials only.
     pub credentials_expiry: GaugeVec,
+    /// Bodies of the snapshot families rendered (one per scrape wave: see
+    /// `cache::RenderCache`).
+    pub renders: IntCounter,
 }
 
 /// Version string reported by `handshake_exporter_build_info`.
@@ -96,6 +100,11 @@ impl ExporterMetrics {
             &["provider", "source"],
         )
         .expect("static metric definition");
+        let renders = IntCounter::new(
+            "handshake_exporter_renders_total",
+            "Times the invitation and source families were rendered; scrapes of the same data within the same second share one rendering.",
+        )
+        .expect("static metric definition");
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "handshake_exporter_build_info",
@@ -122,6 +131,7 @@ impl ExporterMetrics {
             Box::new(reload_successful.clone()),
             Box::new(reload_success_timestamp.clone()),
             Box::new(credentials_expiry.clone()),
+            Box::new(renders.clone()),
             Box::new(build_info),
         ] {
             registry.register(c).expect("metric names are unique");
@@ -148,6 +158,7 @@ impl ExporterMetrics {
             reload_successful,
             reload_success_timestamp,
             credentials_expiry,
+            renders,
         }
     }
 

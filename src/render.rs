@@ -5,7 +5,7 @@
 //! hundreds of thousands of small objects per scrape, while this writer only appends
 //! to one pre-sized buffer. The exporter's own counters still come from the registry.
 
-use crate::cache::SourceView;
+use crate::cache::{Snapshot, SourceView};
 use crate::config::{ExpiryWindow, PerInvitation, TargetLabel};
 use crate::model::{Handshake, Provider, Status, TargetType};
 use std::io::Write;
@@ -16,6 +16,9 @@ pub struct RenderOptions {
     pub per_invitation: PerInvitation,
     pub target_label: TargetLabel,
     pub windows: Vec<ExpiryWindow>,
+    /// `max_invitation_series`: per source, at most this many per-invitation series
+    /// (the soonest expiries are kept; see [`Selection`]).
+    pub max_invitation_series: usize,
 }
 
 /// Target types each provider documents; `handshake_invitations` reports 0 for these.
@@ -273,22 +276,93 @@ fn wants_series(h: &Handshake, rule: PerInvitation) -> bool {
     }
 }
 
+/// Per-invitation series one invitation gets: `handshake_info`, plus the created
+/// time, plus the expiry time and `expires_in` when it has an expiry.
+fn series_of(h: &Handshake) -> usize {
+    1 + usize::from(h.created_at.is_some()) + 2 * usize::from(h.expires_at.is_some())
+}
+
+/// Which of a source's invitations get per-invitation series: every one that
+/// `per_invitation` wants, unless their series exceed `max_invitation_series`; then
+/// the invitations that expire soonest (already past ones first, none without an
+/// expiry before any with one) up to the budget, and `dropped` counts the rest.
+/// The counts (`handshake_invitations`, `handshake_pending_expiring`) always cover
+/// every invitation.
+struct Selection {
+    /// `None`: every wanted invitation; else by index in the snapshot.
+    keep: Option<Vec<bool>>,
+    dropped: usize,
+}
+
+impl Selection {
+    fn keeps(&self, i: usize) -> bool {
+        self.keep
+            .as_ref()
+            .is_none_or(|k| k.get(i).copied().unwrap_or(false))
+    }
+}
+
+fn select(snap: &Snapshot, opts: &RenderOptions) -> Selection {
+    let all = Selection {
+        keep: None,
+        dropped: 0,
+    };
+    if opts.per_invitation == PerInvitation::None {
+        return all;
+    }
+    let wanted = |h: &&Handshake| wants_series(h, opts.per_invitation);
+    let total: usize = snap.handshakes.iter().filter(wanted).map(series_of).sum();
+    if total <= opts.max_invitation_series {
+        return all;
+    }
+    let mut order: Vec<usize> = snap
+        .handshakes
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| wants_series(h, opts.per_invitation))
+        .map(|(i, _)| i)
+        .collect();
+    let expiry = |i: usize| {
+        snap.handshakes[i]
+            .expires_at
+            .map_or(i64::MAX, |t| t.timestamp())
+    };
+    // By expiry, then by position: the same invitations are kept on every scrape.
+    order.sort_unstable_by_key(|&i| (expiry(i), i));
+    let mut keep = vec![false; snap.handshakes.len()];
+    let (mut used, mut kept) = (0, 0);
+    for &i in &order {
+        let cost = series_of(&snap.handshakes[i]);
+        if used + cost > opts.max_invitation_series {
+            break;
+        }
+        used += cost;
+        kept += 1;
+        keep[i] = true;
+    }
+    Selection {
+        keep: Some(keep),
+        dropped: order.len() - kept,
+    }
+}
+
 /// Fixed bytes of one invitation's four series besides its label values: metric
 /// names, label names, quotes and values (the info line's being the longest).
 const FIXED_BYTES_PER_INVITATION: usize = 4 * 64 + 220;
 
 /// Bytes the per-invitation families will take, closely enough to size the buffer
 /// once (a short estimate would copy the whole body when the buffer grows).
-fn estimate(sources: &[SourceView], opts: &RenderOptions) -> usize {
+fn estimate(sources: &[SourceView], selections: &[Selection], opts: &RenderOptions) -> usize {
     let mut total = 0;
-    for s in sources {
+    for (s, sel) in sources.iter().zip(selections) {
         let Some(snap) = &s.snapshot else { continue };
         // The provider and source labels are on every line.
         let per_line = 32 + s.name.len();
-        for h in snap
+        for (_, h) in snap
             .handshakes
             .iter()
-            .filter(|h| wants_series(h, opts.per_invitation))
+            .enumerate()
+            .filter(|(i, h)| wants_series(h, opts.per_invitation) && sel.keeps(*i))
         {
             let len = |v: &Option<String>| v.as_ref().map_or(0, String::len);
             total += FIXED_BYTES_PER_INVITATION
@@ -305,18 +379,34 @@ fn estimate(sources: &[SourceView], opts: &RenderOptions) -> usize {
 /// Buffer size for [`render`]: the per-invitation estimate plus the fixed part
 /// (headers, counts, expiring windows, health, and the registry that `/metrics`
 /// appends after this).
-fn reserve_for(sources: &[SourceView], opts: &RenderOptions) -> usize {
-    16_384 + sources.len() * (2_048 + opts.windows.len() * 512) + estimate(sources, opts)
+fn reserve_for(sources: &[SourceView], selections: &[Selection], opts: &RenderOptions) -> usize {
+    16_384
+        + sources.len() * (2_048 + opts.windows.len() * 512)
+        + estimate(sources, selections, opts)
+}
+
+fn selections(sources: &[SourceView], opts: &RenderOptions) -> Vec<Selection> {
+    sources
+        .iter()
+        .map(|s| match &s.snapshot {
+            Some(snap) => select(snap, opts),
+            None => Selection {
+                keep: None,
+                dropped: 0,
+            },
+        })
+        .collect()
 }
 
 /// Render every source's snapshot families. `now` is Unix seconds.
 pub fn render(out: &mut Vec<u8>, sources: &[SourceView], now: f64, opts: &RenderOptions) {
-    out.reserve(reserve_for(sources, opts));
+    let selections = selections(sources, opts);
+    out.reserve(reserve_for(sources, &selections, opts));
 
     render_counts(out, sources);
     render_expiring(out, sources, now, opts);
-    render_per_invitation(out, sources, now, opts);
-    render_source_health(out, sources);
+    render_per_invitation(out, sources, &selections, now, opts);
+    render_source_health(out, sources, &selections);
 }
 
 fn render_counts(out: &mut Vec<u8>, sources: &[SourceView]) {
@@ -454,6 +544,7 @@ fn tail<'a>(tails: &'a [Vec<u8>], h: &Handshake) -> &'a [u8] {
 fn render_per_invitation(
     out: &mut Vec<u8>,
     sources: &[SourceView],
+    selections: &[Selection],
     now: f64,
     opts: &RenderOptions,
 ) {
@@ -488,13 +579,14 @@ fn render_per_invitation(
     let numeric_tails = tails(b"} ");
     for (name, help, value) in families {
         header(out, name, help);
-        for (s, source) in sources.iter().zip(&labels) {
+        for ((s, source), sel) in sources.iter().zip(&labels).zip(selections) {
             let Some(snap) = &s.snapshot else { continue };
             let prefix = line_prefix(name, source);
-            for h in snap
+            for (_, h) in snap
                 .handshakes
                 .iter()
-                .filter(|h| wants_series(h, opts.per_invitation))
+                .enumerate()
+                .filter(|(i, h)| wants_series(h, opts.per_invitation) && sel.keeps(*i))
             {
                 let time = match value {
                     Value::Expiry | Value::ExpiresIn => h.expires_at,
@@ -521,13 +613,14 @@ fn render_per_invitation(
         "Descriptive labels of an invitation (target masked by default); always 1. From the cached list action.",
     );
     let info_tails = tails(b",target=\"");
-    for (s, source) in sources.iter().zip(&labels) {
+    for ((s, source), sel) in sources.iter().zip(&labels).zip(selections) {
         let Some(snap) = &s.snapshot else { continue };
         let prefix = line_prefix("handshake_info", source);
-        for h in snap
+        for (_, h) in snap
             .handshakes
             .iter()
-            .filter(|h| wants_series(h, opts.per_invitation))
+            .enumerate()
+            .filter(|(i, h)| wants_series(h, opts.per_invitation) && sel.keeps(*i))
         {
             out.extend_from_slice(&prefix);
             escape_into(out, &h.id);
@@ -544,7 +637,22 @@ fn render_per_invitation(
     }
 }
 
-fn render_source_health(out: &mut Vec<u8>, sources: &[SourceView]) {
+fn render_source_health(out: &mut Vec<u8>, sources: &[SourceView], selections: &[Selection]) {
+    header(
+        out,
+        "handshake_source_series_dropped",
+        "Invitations left out of the per-invitation families by max_invitation_series (the ones expiring soonest are kept; the counts still cover every invitation).",
+    );
+    for (s, sel) in sources.iter().zip(selections) {
+        if s.snapshot.is_some() {
+            sample(
+                out,
+                "handshake_source_series_dropped",
+                &[("provider", s.provider.as_str()), ("source", &s.name)],
+                sel.dropped as f64,
+            );
+        }
+    }
     header(
         out,
         "handshake_source_up",
@@ -590,6 +698,64 @@ fn render_source_health(out: &mut Vec<u8>, sources: &[SourceView]) {
     }
 }
 
+/// A body compressed as the start of a gzip stream: raw deflate blocks ending in a
+/// sync flush (byte-aligned, not final), so that more blocks can follow. Made once
+/// per shared body; every gzip scrape then only compresses its own small tail (the
+/// exporter's registry) and sends the shared blocks as they are.
+pub struct Deflated {
+    pub blocks: bytes::Bytes,
+    crc: flate2::Crc,
+}
+
+/// Compress `text` at the fast level (the exposition is repetitive: level 1 already
+/// shrinks it several times over at a fraction of the default level's cost).
+pub fn deflate(text: &[u8]) -> std::io::Result<Deflated> {
+    let mut enc = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(text.len() / 6 + 64),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(text)?;
+    // A sync flush, not `finish`: the stream stays open for the tail's blocks.
+    enc.flush()?;
+    let blocks = std::mem::take(enc.get_mut());
+    let mut crc = flate2::Crc::new();
+    crc.update(text);
+    Ok(Deflated {
+        blocks: blocks.into(),
+        crc,
+    })
+}
+
+/// The fixed gzip header: deflate, no name, no time, unknown OS.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+
+/// One gzip stream (a single member, as every client expects) of the shared
+/// body followed by `tail`, as the chunks to send: header, the shared blocks (the
+/// same `Bytes` for every scrape: no copy), the tail's blocks, trailer.
+pub fn gzip_chunks(shared: &Deflated, tail: &[u8]) -> std::io::Result<Vec<bytes::Bytes>> {
+    let mut enc = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(tail.len() / 4 + 64),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(tail)?;
+    let tail_blocks = enc.finish()?;
+    let mut crc = flate2::Crc::new();
+    crc.combine(&shared.crc);
+    let mut tail_crc = flate2::Crc::new();
+    tail_crc.update(tail);
+    crc.combine(&tail_crc);
+    let mut trailer = Vec::with_capacity(8);
+    trailer.extend_from_slice(&crc.sum().to_le_bytes());
+    // ISIZE: the length modulo 2^32, which is what `amount` keeps.
+    trailer.extend_from_slice(&crc.amount().to_le_bytes());
+    Ok(vec![
+        bytes::Bytes::from_static(&GZIP_HEADER),
+        shared.blocks.clone(),
+        tail_blocks.into(),
+        trailer.into(),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -628,6 +794,7 @@ mod tests {
             last_duration: Some(std::time::Duration::from_millis(1500)),
             last_error: None,
             refreshing: false,
+            generation: 1,
         }
     }
 
@@ -636,6 +803,7 @@ mod tests {
             per_invitation: PerInvitation::Pending,
             target_label: TargetLabel::Masked,
             windows: default_windows(),
+            max_invitation_series: crate::config::DEFAULT_MAX_INVITATION_SERIES,
         }
     }
 
@@ -925,9 +1093,10 @@ mod tests {
                     per_invitation,
                     target_label,
                     windows: default_windows(),
+                    max_invitation_series: crate::config::DEFAULT_MAX_INVITATION_SERIES,
                 };
                 let mut direct = Vec::new();
-                render_per_invitation(&mut direct, &sources, now, &o);
+                render_per_invitation(&mut direct, &sources, &selections(&sources, &o), now, &o);
                 let direct: String = String::from_utf8(direct)
                     .unwrap_or_default()
                     .lines()
@@ -946,7 +1115,7 @@ mod tests {
         for n in [0, 10, 1_000, 5_000] {
             for d in [Dataset::AlibabaAccount, Dataset::HuaweiSent] {
                 let sources = [view(data::generate(d, n, 1, now))];
-                let want = reserve_for(&sources, &opts());
+                let want = reserve_for(&sources, &selections(&sources, &opts()), &opts());
                 let mut out = Vec::new();
                 render(&mut out, &sources, 0.0, &opts());
                 // A Vec that outgrows its buffer at least doubles it.
@@ -960,6 +1129,91 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The values of one family's lines, by `handshake_id`.
+    fn by_id<'a>(t: &'a str, family: &str) -> Vec<(&'a str, &'a str)> {
+        t.lines()
+            .filter(|l| l.starts_with(&format!("{family}{{")))
+            .filter_map(|l| {
+                let id = l.split("handshake_id=\"").nth(1)?.split('"').next()?;
+                Some((id, l.rsplit(' ').next()?))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_series_budget_keeps_the_soonest_expiries_and_counts_the_rest() {
+        let now = 100_000.0;
+        // Pending invitations in no particular order of expiry; "h-never" has none.
+        let expiries = [
+            ("h-5", Some(105_000)),
+            ("h-1", Some(90_000)),
+            ("h-9", Some(109_000)),
+            ("h-never", None),
+            ("h-3", Some(103_000)),
+            ("h-7", Some(107_000)),
+            ("h-2", Some(102_000)),
+            ("h-8", Some(108_000)),
+            ("h-4", Some(104_000)),
+            ("h-6", Some(106_000)),
+            ("h-10", Some(110_000)),
+        ];
+        let mut items: Vec<Handshake> = expiries
+            .iter()
+            .map(|(id, e)| hs(id, Status::Pending, TargetType::Account, *e, "1728000011"))
+            .collect();
+        items.push(hs(
+            "h-acc",
+            Status::Accepted,
+            TargetType::Account,
+            Some(95_000),
+            "1728000099",
+        ));
+        let mut o = opts();
+        // Four series per invitation: room for three (12), not four (16).
+        o.max_invitation_series = 14;
+        let t = text(&[view(items.clone())], now, &o);
+        let kept: Vec<&str> = by_id(&t, "handshake_expires_in_seconds")
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        // Failed before (no budget): all eleven pending invitations were rendered.
+        assert_eq!(kept, ["h-1", "h-3", "h-2"], "{t}");
+        for family in [
+            "handshake_info",
+            "handshake_expiry_timestamp_seconds",
+            "handshake_created_timestamp_seconds",
+        ] {
+            assert_eq!(by_id(&t, family).len(), 3, "{family}");
+        }
+        assert!(
+            t.contains("handshake_source_series_dropped{provider=\"alibaba\",source=\"rd\"} 8\n")
+        );
+        // The counts stay exact.
+        assert!(t.contains("handshake_invitations{provider=\"alibaba\",source=\"rd\",status=\"pending\",target_type=\"account\"} 11\n"));
+        assert!(t.contains("handshake_pending_expiring{provider=\"alibaba\",source=\"rd\",target_type=\"account\",within=\"+Inf\"} 11\n"));
+        assert!(t.contains("handshake_pending_expiring{provider=\"alibaba\",source=\"rd\",target_type=\"account\",within=\"3d\"} 10\n"));
+
+        // With `all`, the accepted one (expired before h-1) comes first.
+        o.per_invitation = PerInvitation::All;
+        let t = text(&[view(items.clone())], now, &o);
+        let kept: Vec<&str> = by_id(&t, "handshake_info")
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(kept, ["h-1", "h-2", "h-acc"]);
+        assert!(
+            t.contains("handshake_source_series_dropped{provider=\"alibaba\",source=\"rd\"} 9\n")
+        );
+
+        // Within the budget nothing is dropped, and the gauge says 0.
+        o.max_invitation_series = 48;
+        let t = text(&[view(items)], now, &o);
+        assert_eq!(by_id(&t, "handshake_info").len(), 12);
+        assert!(
+            t.contains("handshake_source_series_dropped{provider=\"alibaba\",source=\"rd\"} 0\n")
+        );
     }
 
     #[test]
