@@ -12,8 +12,11 @@
 //!
 //! Environment: `BENCH_SECONDS` (per load round, default 2), `BENCH_ROUNDS` (rounds
 //! per load cell, median reported, default 3), `BENCH_RUNS` (refreshes
-//! per refresh cell, default 5), `BENCH_PARTS` (any of `refresh,many,binary`, default
-//! all), `HANDSHAKE_EXPORTER_BIN` (binary to test).
+//! per refresh cell, default 5), `BENCH_PARTS` (any of `refresh,many,binary,scale`,
+//! default `refresh,many,binary`), `HANDSHAKE_EXPORTER_BIN` (binary to test).
+//! The `scale` part: `BENCH_SCALE` (any of `10k,100k,200x500`, default all),
+//! `BENCH_SETTLE` (seconds to wait before the RSS after the bursts, default 60),
+//! `BENCH_SCALE_BUDGET` (sets `max_invitation_series`; unset: the default).
 //!
 //! Everything talks to 127.0.0.1 only, and every loop is bounded in time.
 
@@ -426,6 +429,7 @@ async fn scrape(client: &reqwest::Client, url: &str, gzip: bool) -> Res<(u16, us
 }
 
 struct Load {
+    count: usize,
     p50: Duration,
     p99: Duration,
     per_second: f64,
@@ -471,6 +475,7 @@ async fn load(url: &str, concurrency: usize, duration: Duration, gzip: bool) -> 
         latencies.get(i).copied().unwrap_or_default()
     };
     Ok(Load {
+        count: latencies.len(),
         p50: pick(0.50),
         p99: pick(0.99),
         per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
@@ -617,6 +622,255 @@ async fn bench_binary(server: &SimServer, seconds: u64, rounds_per_cell: usize) 
     Ok(out)
 }
 
+// ---------------------------------------------------------------------------------
+// Scale: large directories and many sources (`BENCH_PARTS=scale`).
+
+/// A `/metrics` GET that gives up waiting after 100 ms (the shortest wait the
+/// exporter allows): it starts the refresh without waiting for it.
+async fn kick_refresh(client: &reqwest::Client, url: &str) -> Res<()> {
+    client
+        .get(url)
+        .header("x-prometheus-scrape-timeout-seconds", "0.1")
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    Ok(())
+}
+
+/// Poll the landing page until no source is refreshing or waiting for its first
+/// refresh.
+async fn wait_refreshed(client: &reqwest::Client, base: &str, limit: Duration) -> Res<()> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        let page = client.get(base).send().await?.text().await?;
+        if !page.contains("<td>refreshing</td>") && !page.contains("not yet fetched") {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Err(format!("refresh not finished within {limit:?}").into())
+}
+
+/// `handshake_exporter_renders_total` in a body (gzip or not); `None` if absent.
+fn renders_in(body: &[u8], gzip: bool) -> Option<u64> {
+    let mut text = String::new();
+    if gzip {
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(body), &mut text).ok()?;
+    } else {
+        text = String::from_utf8_lossy(body).into_owned();
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix("handshake_exporter_renders_total "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// One GET returning the body.
+async fn scrape_bytes(client: &reqwest::Client, url: &str, gzip: bool) -> Res<Vec<u8>> {
+    let mut req = client.get(url);
+    if gzip {
+        req = req.header("accept-encoding", "gzip");
+    }
+    let resp = req.send().await?;
+    if resp.status() != 200 {
+        return Err(format!("scrape answered {}", resp.status()).into());
+    }
+    Ok(resp.bytes().await?.to_vec())
+}
+
+struct ScaleCase {
+    label: &'static str,
+    sources: usize,
+    per_source: usize,
+}
+
+fn scale_config(endpoint: &str, ak: &str, sources: usize) -> String {
+    let mut c = String::from("refresh_interval: 1h\nrefresh_timeout: 5m\n");
+    if let Ok(b) = std::env::var("BENCH_SCALE_BUDGET") {
+        c.push_str(&format!("max_invitation_series: {b}\n"));
+    }
+    c.push_str("sources:\n");
+    for i in 0..sources {
+        c.push_str(&format!(
+            "  - name: rd-{i}\n    provider: alibaba\n    view: resource_directory\n    endpoint: {endpoint}\n    request_timeout: 60s\n    credentials: {{access_key_id: {ak}, access_key_secret: {SECRET}}}\n"
+        ));
+    }
+    c
+}
+
+async fn bench_scale(server: &SimServer, seconds: u64, settle: u64) -> Res<String> {
+    let bin = binary()?;
+    let latency = Duration::from_millis(50);
+    let wanted = std::env::var("BENCH_SCALE").unwrap_or_else(|_| "10k,100k,200x500".into());
+    let cases = [
+        ScaleCase {
+            label: "10k",
+            sources: 1,
+            per_source: 10_000,
+        },
+        ScaleCase {
+            label: "100k",
+            sources: 1,
+            per_source: 100_000,
+        },
+        ScaleCase {
+            label: "200x500",
+            sources: 200,
+            per_source: 500,
+        },
+    ];
+    let page = ALIBABA_MAX_PAGE_SIZE as usize;
+    let in_flight = handshake_exporter::provider::alibaba::MAX_IN_FLIGHT;
+    let cap = Config::with_sources(Vec::new()).max_concurrent_requests;
+    let mut refresh = String::from(
+        "### Scale: cold refresh and memory (real binary, Alibaba, 50 ms per request)\n\n\
+         | case | invitations | sources | list calls | bound: round trips × 50 ms | cold refresh s | idle MiB | VmHWM during refresh MiB | RSS after refresh MiB | refresh peak ÷ snapshot | first scrape s | body bytes | RSS 1.5 s after the first scrape MiB |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut scrapes = String::from(
+        "\n### Scale: warm scrapes (real binary)\n\n\
+         | case | scrapers | encoding | p50 ms | p99 ms | scrapes/s | scrapes | renders | errors |\n\
+         |---|---:|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut bursts = String::from(
+        "\n### Scale: bursts of 40 concurrent scrapes (20 gzip), 6 waves\n\n\
+         | case | VmHWM over the waves MiB | RSS right after MiB | RSS after SETTLE s MiB | renders per wave | errors |\n\
+         |---|---:|---:|---:|---|---:|\n",
+    )
+    .replace("SETTLE", &settle.to_string());
+    for case in cases
+        .iter()
+        .filter(|c| wanted.split(',').any(|w| w.trim() == c.label))
+    {
+        let n = case.sources * case.per_source;
+        eprintln!("scale {}…", case.label);
+        let ak = format!("BENCHSCALE{}", case.label.to_uppercase());
+        add_tenant(&server.sim, &ak, Provider::Alibaba, case.per_source);
+        server.sim.set_latency(latency);
+        server.sim.reset_calls(&ak);
+        let (e, _) = Exporter::start(&bin, &scale_config(&server.url(), &ak, case.sources), 128)?;
+        let base = format!("http://{}/", e.addr);
+        let c = client()?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let idle = e.status_kib("VmRSS");
+        let started = Instant::now();
+        kick_refresh(&c, &e.url()).await?;
+        wait_refreshed(&c, &base, Duration::from_secs(300)).await?;
+        let cold = started.elapsed();
+        let hwm_refresh = e.status_kib("VmHWM");
+        let calls = server.sim.call_count(&ak, list_action(Provider::Alibaba));
+        server.sim.set_latency(Duration::ZERO);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let after_refresh = e.status_kib("VmRSS");
+        let pages = case.per_source.div_ceil(page);
+        let round_trips = if case.sources == 1 {
+            1 + (pages - 1).div_ceil(in_flight)
+        } else {
+            (case.sources * pages).div_ceil(cap)
+        };
+        let ratio = match (idle, hwm_refresh, after_refresh) {
+            (Some(i), Some(h), Some(a)) if a > i => {
+                format!("{:.2}", (h.saturating_sub(i)) as f64 / (a - i) as f64)
+            }
+            _ => "n/a".into(),
+        };
+        let t = Instant::now();
+        let first = scrape_bytes(&c, &e.url(), false).await?;
+        let first_s = t.elapsed();
+        // The body is shared until the end of its second: measured after that.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let after_first = e.status_kib("VmRSS");
+        refresh.push_str(&format!(
+            "| {} | {n} | {} | {calls} | {round_trips} × 50 = {} ms | {:.2} | {} | {} | {} | {ratio} | {:.2} | {} | {} |\n",
+            case.label,
+            case.sources,
+            round_trips * 50,
+            cold.as_secs_f64(),
+            mib(idle),
+            mib(hwm_refresh),
+            mib(after_refresh),
+            first_s.as_secs_f64(),
+            first.len(),
+            mib(after_first),
+        ));
+        for concurrency in [1usize, 4] {
+            for gzip in [false, true] {
+                let before = scrape_bytes(&c, &e.url(), false).await?;
+                let r0 = renders_in(&before, false);
+                let l = load(&e.url(), concurrency, Duration::from_secs(seconds), gzip).await?;
+                let after = scrape_bytes(&c, &e.url(), false).await?;
+                let renders = match (r0, renders_in(&after, false)) {
+                    // Counted by the scrapes just before and just after the load.
+                    (Some(a), Some(b)) => format!("{}", b.saturating_sub(a)),
+                    _ => "n/a".into(),
+                };
+                scrapes.push_str(&format!(
+                    "| {} | {concurrency} | {} | {:.2} | {:.2} | {:.1} | {} | {renders} | {} |\n",
+                    case.label,
+                    if gzip { "gzip" } else { "identity" },
+                    l.p50.as_secs_f64() * 1e3,
+                    l.p99.as_secs_f64() * 1e3,
+                    l.per_second,
+                    l.count,
+                    l.errors,
+                ));
+            }
+        }
+        // Bursts: peak from here on (clear_refs 5 resets VmHWM to the current RSS).
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", e.child.id()), "5");
+        let mut per_wave = Vec::new();
+        let mut errors = 0;
+        for _ in 0..6 {
+            let r0 = renders_in(&scrape_bytes(&c, &e.url(), false).await?, false);
+            // Start the wave just after a second begins (and not in the second of the
+            // scrape above): its scrapes then fall into one second unless the wave
+            // lasts longer than that.
+            let frac = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .subsec_millis();
+            tokio::time::sleep(Duration::from_millis(u64::from(1_005 - frac))).await;
+            let mut tasks = Vec::new();
+            for i in 0..40 {
+                let url = e.url();
+                tasks.push(tokio::spawn(async move {
+                    let gzip = i % 2 == 0;
+                    let c = client()?;
+                    let body = scrape_bytes(&c, &url, gzip).await?;
+                    Ok::<_, Box<dyn Error + Send + Sync>>(renders_in(&body, gzip))
+                }));
+            }
+            let mut seen = Vec::new();
+            for t in tasks {
+                match t.await? {
+                    Ok(r) => seen.push(r),
+                    Err(_) => errors += 1,
+                }
+            }
+            per_wave.push(match (r0, seen.iter().flatten().max()) {
+                (Some(a), Some(b)) => format!("{}", b - a),
+                _ => "n/a".into(),
+            });
+            // The next wave in another second: each wave renders afresh.
+            tokio::time::sleep(Duration::from_millis(1_100)).await;
+        }
+        let hwm = e.status_kib("VmHWM");
+        let right_after = e.status_kib("VmRSS");
+        tokio::time::sleep(Duration::from_secs(settle)).await;
+        let settled = e.status_kib("VmRSS");
+        bursts.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {errors} |\n",
+            case.label,
+            mib(hwm),
+            mib(right_after),
+            mib(settled),
+            per_wave.join(", "),
+        ));
+    }
+    server.sim.set_latency(Duration::ZERO);
+    Ok(format!("{refresh}{scrapes}{bursts}"))
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Res<()> {
     handshake_exporter::init_crypto();
@@ -633,6 +887,11 @@ async fn main() -> Res<()> {
     let mut refresh = String::new();
     let mut many = String::new();
     let mut binary = String::new();
+    let mut scale = String::new();
+    if wants("scale") {
+        eprintln!("scale: large directories, many sources…");
+        scale = bench_scale(&server, seconds, env_u64("BENCH_SETTLE", 60)).await?;
+    }
     if wants("refresh") {
         eprintln!("refresh, one source…");
         refresh = bench_refresh(&server, runs).await?;
@@ -653,7 +912,7 @@ async fn main() -> Res<()> {
          opens the connections). Each load cell runs {rounds} rounds of {seconds} s with keep-alive \
          connections; the table shows the round with the median throughput.\n"
     );
-    println!("{refresh}\n{many}\n{binary}");
+    println!("{refresh}\n{many}\n{binary}\n{scale}");
     eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
     server.shutdown().await;
     Ok(())

@@ -10,7 +10,7 @@ use crate::transport::{RetryPolicy, Transport, TransportSettings};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -56,8 +56,12 @@ impl Runtime {
             generations: views.iter().map(|v| v.generation).collect(),
             second,
         };
+        // Shared until the second is over (a little past it: clocks read by
+        // different tasks may differ by a few milliseconds).
+        let keep = Duration::from_secs_f64(((second + 1) as f64 - now).clamp(0.0, 1.0))
+            + Duration::from_millis(20);
         self.bodies
-            .get_or_render(key, || async {
+            .get_or_render(key, keep, || async {
                 metrics.renders.inc();
                 let mut out = Vec::new();
                 render::render(&mut out, views, second as f64, &self.render);

@@ -441,9 +441,10 @@ impl Rendered {
     }
 }
 
-/// How long a rendered body stays shared after it was made. Its key carries the
-/// second anyway; keeping it no longer gives its memory back between scrapes (a
-/// 100,000-invitation body is tens of MB, and Prometheus scrapes every 15–60 s).
+/// The longest a rendered body stays shared after it was made: until the end of
+/// the second it is for, which its key carries anyway. Keeping it no longer gives
+/// its memory back between scrapes (a 100,000-invitation body is megabytes, and
+/// Prometheus scrapes every 15–60 s).
 pub const RENDER_KEEP: Duration = Duration::from_secs(1);
 
 type Slots =
@@ -466,8 +467,14 @@ impl RenderCache {
     }
 
     /// The body for `key`: the shared one if a scrape already rendered (or is
-    /// rendering) it, else the one `render` makes now.
-    pub async fn get_or_render<F, Fut>(&self, key: RenderKey, render: F) -> Arc<Rendered>
+    /// rendering) it, else the one `render` makes now. A new body is shared for
+    /// `keep` (at most [`RENDER_KEEP`]): the rest of its second.
+    pub async fn get_or_render<F, Fut>(
+        &self,
+        key: RenderKey,
+        keep: Duration,
+        render: F,
+    ) -> Arc<Rendered>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = bytes::Bytes>,
@@ -482,7 +489,7 @@ impl RenderCache {
                 _ => {
                     let cell = Arc::new(tokio::sync::OnceCell::new());
                     slots.insert(key.only.clone(), (key.clone(), cell.clone()));
-                    self.forget_later(key.only.clone(), &cell);
+                    self.forget_later(key.only.clone(), &cell, keep.min(RENDER_KEEP));
                     cell
                 }
             }
@@ -498,16 +505,21 @@ impl RenderCache {
         .clone()
     }
 
-    /// Drop the shared body [`RENDER_KEEP`] after it was made (unless a newer one
-    /// replaced it already): scrapes still sending it keep their own reference.
-    fn forget_later(&self, only: Option<String>, cell: &Arc<tokio::sync::OnceCell<Arc<Rendered>>>) {
+    /// Drop the shared body `keep` after it was made (unless a newer one replaced
+    /// it already): scrapes still sending it keep their own reference.
+    fn forget_later(
+        &self,
+        only: Option<String>,
+        cell: &Arc<tokio::sync::OnceCell<Arc<Rendered>>>,
+        keep: Duration,
+    ) {
         let slots = Arc::downgrade(&self.slots);
         let cell = Arc::downgrade(cell);
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
         rt.spawn(async move {
-            tokio::time::sleep(RENDER_KEEP).await;
+            tokio::time::sleep(keep).await;
             let Some(slots) = slots.upgrade() else { return };
             let mut slots = slots.lock().unwrap_or_else(|p| p.into_inner());
             let ours = slots

@@ -216,9 +216,13 @@ pub struct Handshake {
     /// Account id, email or account name of the invitee. Masked before it is shown.
     pub target_entity: Option<String>,
     /// Alibaba resource directory id (`rd-…`) or Huawei organization id (`o-…`).
-    pub directory_id: Option<String>,
-    pub management_account_id: Option<String>,
-    pub management_account_name: Option<String>,
+    /// This and the management account are the same for (nearly) every invitation
+    /// of a source: shared through an [`Interner`], one allocation per value instead
+    /// of one per invitation (about 120 bytes of a 100,000-invitation snapshot's
+    /// 450 per invitation).
+    pub directory_id: Option<Arc<str>>,
+    pub management_account_id: Option<Arc<str>>,
+    pub management_account_name: Option<Arc<str>>,
     /// Free text; never used as a label.
     pub note: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
@@ -277,6 +281,30 @@ impl Handshake {
         if self.target_type == TargetType::Unknown && raw.is_some_and(|r| !r.trim().is_empty()) {
             self.anomalies.insert(AnomalyField::TargetType);
         }
+    }
+}
+
+/// Shares equal strings of one listing (see [`Handshake::directory_id`]): the first
+/// one seen is kept, later equal ones are dropped at once (short-lived garbage that
+/// the next page reuses, not holes left in the snapshot's memory).
+#[derive(Default)]
+pub struct Interner {
+    seen: std::collections::HashSet<Arc<str>>,
+}
+
+impl Interner {
+    /// The shared copy of `value`. Only a handful of distinct values are expected;
+    /// past 1,024 new ones are no longer remembered (hostile data cannot grow this).
+    pub fn share(&mut self, value: Option<String>) -> Option<Arc<str>> {
+        let value = value?;
+        if let Some(known) = self.seen.get(value.as_str()) {
+            return Some(known.clone());
+        }
+        let shared: Arc<str> = Arc::from(value);
+        if self.seen.len() < 1_024 {
+            self.seen.insert(shared.clone());
+        }
+        Some(shared)
     }
 }
 

@@ -364,13 +364,13 @@ fn estimate(sources: &[SourceView], selections: &[Selection], opts: &RenderOptio
             .enumerate()
             .filter(|(i, h)| wants_series(h, opts.per_invitation) && sel.keeps(*i))
         {
-            let len = |v: &Option<String>| v.as_ref().map_or(0, String::len);
+            let len = |v: Option<&str>| v.map_or(0, str::len);
             total += FIXED_BYTES_PER_INVITATION
                 + 4 * (per_line + h.id.len())
-                + len(&h.target_entity)
-                + len(&h.directory_id)
-                + len(&h.management_account_id)
-                + len(&h.management_account_name);
+                + len(h.target_entity.as_deref())
+                + len(h.directory_id.as_deref())
+                + len(h.management_account_id.as_deref())
+                + len(h.management_account_name.as_deref());
         }
     }
     total
@@ -1069,8 +1069,8 @@ mod tests {
             let w = weird[i % weird.len()];
             match i / weird.len() {
                 0 => h.target_entity = Some(w.to_string()),
-                1 => h.management_account_name = Some(format!("{w}@{w}")),
-                2 => h.directory_id = Some(w.to_string()),
+                1 => h.management_account_name = Some(format!("{w}@{w}").into()),
+                2 => h.directory_id = Some(w.into()),
                 _ => h.id = format!("{}-{w}", h.id),
             }
             h.status = Status::Pending;

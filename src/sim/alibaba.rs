@@ -624,9 +624,18 @@ pub fn handshake_json(h: &Handshake) -> Value {
         t.map(|t| t.format(TIMESTAMP_FORMAT).to_string())
     };
     put("HandshakeId", Some(h.id.clone()));
-    put("ResourceDirectoryId", h.directory_id.clone());
-    put("MasterAccountId", h.management_account_id.clone());
-    put("MasterAccountName", h.management_account_name.clone());
+    put(
+        "ResourceDirectoryId",
+        h.directory_id.as_deref().map(str::to_string),
+    );
+    put(
+        "MasterAccountId",
+        h.management_account_id.as_deref().map(str::to_string),
+    );
+    put(
+        "MasterAccountName",
+        h.management_account_name.as_deref().map(str::to_string),
+    );
     put("TargetEntity", h.target_entity.clone());
     put(
         "TargetType",

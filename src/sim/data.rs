@@ -37,6 +37,8 @@ pub fn generate(dataset: Dataset, n: usize, seed: u64, now: DateTime<Utc>) -> Ve
             "acme-root".to_string(),
         ),
     };
+    let (directory, mgmt_id, mgmt_name): (Arc<str>, Arc<str>, Arc<str>) =
+        (directory.into(), mgmt_id.into(), mgmt_name.into());
     (0..n)
         .map(|i| {
             let id = match provider {

@@ -516,6 +516,8 @@ struct PageAssembler {
     total: Option<u64>,
     seen: HashSet<String>,
     items: Vec<Handshake>,
+    /// Shares the directory and management account strings across the listing.
+    interner: crate::model::Interner,
     /// The first change seen, which ended the read.
     changed: Option<String>,
 }
@@ -529,6 +531,7 @@ impl PageAssembler {
             total: None,
             seen: HashSet::new(),
             items: Vec::new(),
+            interner: crate::model::Interner::default(),
             changed: None,
         }
     }
@@ -608,7 +611,7 @@ impl PageAssembler {
         let mut on_this_page = HashSet::with_capacity(page.items.len());
         for (i, item) in page.items.into_iter().enumerate() {
             let h = item
-                .into_handshake(self.source.clone())
+                .into_shared_handshake(self.source.clone(), &mut self.interner)
                 .ok_or_else(|| bad(format!("invitation {i} of page {asked} has no HandshakeId")))?;
             // One page is one snapshot: an id twice on it is no change, it is wrong.
             if !on_this_page.insert(h.id.clone()) {

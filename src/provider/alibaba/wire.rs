@@ -7,7 +7,7 @@
 //! a flat `Handshakes` list, or a `Handshake` that is not an array of objects is a
 //! [`WireError::Shape`], because reading it as "no invitations" would be a lie.
 
-use crate::model::{AnomalyField, Handshake, Provider};
+use crate::model::{AnomalyField, Handshake, Interner, Provider};
 #[cfg(test)]
 use crate::model::{Status, TargetType};
 use serde::{Deserialize, Deserializer};
@@ -52,15 +52,24 @@ impl WireHandshake {
     /// The provider-neutral invitation, or `None` without a `HandshakeId` (an
     /// invitation without identity cannot be reported or deduplicated).
     pub fn into_handshake(self, source: Arc<str>) -> Option<Handshake> {
+        self.into_shared_handshake(source, &mut Interner::default())
+    }
+
+    /// [`WireHandshake::into_handshake`], sharing the per-source strings of a listing.
+    pub fn into_shared_handshake(
+        self,
+        source: Arc<str>,
+        interner: &mut Interner,
+    ) -> Option<Handshake> {
         let id = self.handshake_id.filter(|id| !id.trim().is_empty())?;
         let target_type = self.target_type.or(self.invite_type);
         let mut h = Handshake::new(Provider::Alibaba, source, id);
         h.read_status(self.status.as_deref());
         h.read_target_type(target_type.as_deref());
         h.target_entity = self.target_entity.or(self.invite_entity);
-        h.directory_id = self.resource_directory_id;
-        h.management_account_id = self.master_account_id;
-        h.management_account_name = self.master_account_name;
+        h.directory_id = interner.share(self.resource_directory_id);
+        h.management_account_id = interner.share(self.master_account_id);
+        h.management_account_name = interner.share(self.master_account_name);
         h.note = self.note;
         h.created_at = h.read_time(AnomalyField::CreateTime, self.create_time.as_deref());
         h.modified_at = h.read_time(AnomalyField::ModifyTime, self.modify_time.as_deref());

@@ -129,6 +129,8 @@ impl HuaweiClient {
         let mut seen_ids: HashMap<String, usize> = HashMap::new();
         let mut seen_markers = HashSet::new();
         let mut marker: Option<String> = None;
+        // Shares the organization and management account strings across pages.
+        let mut interner = crate::model::Interner::default();
         for page_number in 1..=MAX_PAGES {
             let mut query = vec![("limit".to_string(), self.limit.to_string())];
             if let Some(m) = &marker {
@@ -143,12 +145,13 @@ impl HuaweiClient {
             );
             let mut on_this_page = HashSet::with_capacity(page.handshakes.len());
             for dto in page.handshakes {
-                let handshake = wire::to_handshake(dto, &self.source).ok_or_else(|| {
-                    ApiError::bad_response(
-                        action,
-                        format!("page {page_number} has an invitation without an id"),
-                    )
-                })?;
+                let handshake = wire::to_shared_handshake(dto, &self.source, &mut interner)
+                    .ok_or_else(|| {
+                        ApiError::bad_response(
+                            action,
+                            format!("page {page_number} has an invitation without an id"),
+                        )
+                    })?;
                 if !on_this_page.insert(handshake.id.clone()) {
                     return Err(ApiError::bad_response(
                         action,

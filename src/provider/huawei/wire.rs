@@ -3,7 +3,7 @@
 //! way the SDK's `DefaultExceptionHandler` does).
 
 use crate::error::{ApiError, Reason};
-use crate::model::{AnomalyField, Handshake, Provider};
+use crate::model::{AnomalyField, Handshake, Interner, Provider};
 use crate::transport::retry_after_hint;
 use reqwest::header::HeaderMap;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -337,15 +337,24 @@ fn parse_object<T: for<'de> Deserialize<'de>>(
 /// Map a DTO onto the provider-neutral model; `None` when it has no id (such an
 /// invitation cannot be told apart from others, so the caller rejects the page).
 pub fn to_handshake(dto: HandshakeDto, source: &Arc<str>) -> Option<Handshake> {
+    to_shared_handshake(dto, source, &mut Interner::default())
+}
+
+/// [`to_handshake`], sharing the per-source strings of a listing.
+pub fn to_shared_handshake(
+    dto: HandshakeDto,
+    source: &Arc<str>,
+    interner: &mut Interner,
+) -> Option<Handshake> {
     let id = dto.id.filter(|id| !id.is_empty())?;
     let mut h = Handshake::new(Provider::Huawei, source.clone(), id);
     h.read_status(dto.status.as_deref());
     let target = dto.target.unwrap_or_default();
     h.read_target_type(target.kind.as_deref());
     h.target_entity = target.entity;
-    h.directory_id = dto.organization_id;
-    h.management_account_id = dto.management_account_id;
-    h.management_account_name = dto.management_account_name;
+    h.directory_id = interner.share(dto.organization_id);
+    h.management_account_id = interner.share(dto.management_account_id);
+    h.management_account_name = interner.share(dto.management_account_name);
     h.note = dto.notes;
     h.created_at = h.read_time(AnomalyField::CreateTime, dto.created_at.as_deref());
     h.modified_at = h.read_time(AnomalyField::ModifyTime, dto.updated_at.as_deref());
