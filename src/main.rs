@@ -11,6 +11,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
+/// mimalloc instead of glibc malloc: chosen by measurement (BENCHMARKS.md, scale
+/// section). glibc kept the memory of a burst of scrapes in its per-thread arenas
+/// and, without `malloc_trim` (unsafe FFI), never gave it back; mimalloc returns
+/// freed pages to the system after a short delay and packs small strings tighter
+/// (no per-allocation header).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "handshake_exporter",
