@@ -3,8 +3,10 @@
 # it (simulator in-process on 127.0.0.1, the real binary spawned against it) and
 # prints Markdown tables. Takes about two minutes on 2 cores after the build.
 #
-#   scripts/bench.sh                 # everything
+#   scripts/bench.sh                 # refresh, many sources, the binary (~2 min)
 #   BENCH_SECONDS=1 scripts/bench.sh # shorter load cells
+#   BENCH_PARTS=scale scripts/bench.sh   # 10k / 100k / 200x500 invitations: refresh,
+#                                        # memory, scrape waves (~5 min; BENCH_SETTLE=60)
 #
 # Micro-benchmarks (render, gzip, signing, parsing): cargo bench --bench hot
 set -euo pipefail
