@@ -905,6 +905,32 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn probe_scrapes_share_per_source_apart_from_metrics() {
+        let (app, view) = app_and_view(200);
+        let rt = app.runtime();
+        let views = [view];
+        let now = 1_800_000_200.5;
+        for gzip in [false, true, false] {
+            scrape_body(&rt, &app.metrics, &views, Some("rd"), now, gzip).await;
+        }
+        // Failed with the key left without `only` ('left: 1 right: 2'): /metrics
+        // would have been answered with the /probe body.
+        assert_eq!(rt.bodies.renders(), 1);
+        let all = text_of(scrape_body(&rt, &app.metrics, &views, None, now, false).await).await;
+        assert_eq!(rt.bodies.renders(), 2);
+        assert!(all.contains("handshake_exporter_build_info"));
+        let probe =
+            text_of(scrape_body(&rt, &app.metrics, &views, Some("rd"), now, true).await).await;
+        assert_eq!(rt.bodies.renders(), 2);
+        assert!(!probe.contains("handshake_exporter_build_info"));
+        assert!(
+            probe.contains(
+                "handshake_source_series_dropped{provider=\"alibaba\",source=\"rd\"} 0\n"
+            )
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_scrape_in_the_next_second_renders_again_with_the_new_expires_in() {
         let (app, view) = app_and_view(300);
         let rt = app.runtime();
