@@ -55,6 +55,12 @@ impl WatchedFile {
         last.is_none() || *last != stamp(&self.path)
     }
 
+    /// Remember the file as it is now, without reading it (for callers that read
+    /// it their own way, such as PEM files).
+    pub fn mark_seen(&self) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = stamp(&self.path);
+    }
+
     /// Read the whole file, trimmed. The error names the file, never its content.
     pub fn read(&self) -> Result<String, String> {
         let before = stamp(&self.path);

@@ -351,3 +351,76 @@ async fn the_rrsa_manifests_validate_with_the_injected_variables() -> TestResult
     assert!(stderr.contains("ALIBABA_CLOUD_ROLE_ARN"), "{stderr}");
     Ok(())
 }
+
+/// A static key whose secret file is rotated in place (as Kubernetes swaps a mounted
+/// Secret: a new file renamed over the old one) is used from the next request on,
+/// without a reload and without dropping the source's data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_secret_file_rotated_in_place_is_used_without_a_reload() -> TestResult {
+    const AK: &str = "LTAIkeyfilerotation01";
+    const OLD_SK: &str = "old-secret-Rt5Yu7Io9Pa";
+    const NEW_SK: &str = "new-secret-Lk2Jh4Gf6Ds";
+    let sim = start_sim().await;
+    tenant(
+        &sim.sim,
+        AK,
+        OLD_SK,
+        &[(Dataset::AlibabaResourceDirectory, 12)],
+    );
+    let dir = tempfile::tempdir()?;
+    let secret = dir.path().join("access_key_secret");
+    std::fs::write(&secret, OLD_SK)?;
+    let cfg = format!(
+        "refresh_interval: 1s\nsources:\n  - name: keyfile\n    provider: alibaba\n    endpoint: {}\n    credentials:\n      access_key_id: {AK}\n      access_key_secret_file: {}\n",
+        sim.url(),
+        secret.display()
+    );
+    let exporter = Exporter::start(&cfg, &[]);
+    let (ok, text) = scrape_until(&exporter, Duration::from_secs(20), |t| {
+        up(t, "keyfile") == Some(1.0)
+    })
+    .await;
+    assert!(ok, "not up with the first key:\n{text}");
+    let reloaded_at = value(
+        &text,
+        "handshake_config_last_reload_success_timestamp_seconds",
+        &[],
+    );
+
+    // The key is rotated: the cloud accepts only the new secret, and the mounted
+    // file is swapped the way the kubelet does it.
+    sim.sim.with_tenant(AK, |t| t.secret = NEW_SK.into());
+    let staged = dir.path().join("..access_key_secret.new");
+    std::fs::write(&staged, NEW_SK)?;
+    std::fs::rename(&staged, &secret)?;
+    sim.sim.reset_calls(AK);
+
+    // Refreshes succeed with the new key: list calls keep being answered.
+    let ok = eventually(Duration::from_secs(20), || {
+        let calls = sim.sim.call_count(AK, "ListHandshakesForResourceDirectory");
+        let exporter = &exporter;
+        async move {
+            let text = exporter.scrape().await;
+            calls >= 2 && up(&text, "keyfile") == Some(1.0)
+        }
+    })
+    .await;
+    let text = exporter.scrape().await;
+    assert!(ok, "the rotated key was not picked up:\n{text}");
+    assert_eq!(pending(&text, "keyfile"), 12.0, "data kept and current");
+    assert_eq!(
+        value(
+            &text,
+            "handshake_config_last_reload_success_timestamp_seconds",
+            &[]
+        ),
+        reloaded_at,
+        "no reload happened"
+    );
+    let log = exporter.log();
+    assert!(
+        !log.contains(OLD_SK) && !log.contains(NEW_SK) && !text.contains(NEW_SK),
+        "a secret reached the log or the metrics"
+    );
+    Ok(())
+}

@@ -694,3 +694,85 @@ async fn scrapes_over_the_cap_get_503_and_json_logs_are_json() -> TestResult {
     }
     Ok(())
 }
+
+/// A certificate renewed in place (cert-manager, the kubelet) is served from the next
+/// TLS handshake on, without SIGHUP or a reload; a half-written pair keeps the
+/// previous certificate in service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_certificate_renewed_in_place_is_served_without_a_reload() -> TestResult {
+    handshake_exporter::init_crypto();
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let cert1 = rcgen::generate_simple_self_signed(names.clone())?;
+    let cert2 = rcgen::generate_simple_self_signed(names)?;
+    let dir = tempfile::tempdir()?;
+    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_path, cert1.cert.pem())?;
+    std::fs::write(&key_path, cert1.signing_key.serialize_pem())?;
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n",
+    )?;
+    let web_arg = web.display().to_string();
+    let exporter = Exporter::start("sources: []\n", &["--web.config.file", &web_arg]);
+    let trusting = |pem: String| -> Result<reqwest::Client, reqwest::Error> {
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes())?)
+            .build()
+    };
+    let url = format!(
+        "https://localhost:{}/-/healthy",
+        exporter.addr.rsplit(':').next().unwrap_or("0")
+    );
+    let status = |client: reqwest::Client| {
+        let url = url.clone();
+        async move {
+            client
+                .get(&url)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .ok()
+        }
+    };
+    assert_eq!(status(trusting(cert1.cert.pem())?).await, Some(200));
+    assert_eq!(
+        status(trusting(cert2.cert.pem())?).await,
+        None,
+        "not yet cert2"
+    );
+
+    // Half a renewal: the new certificate without its key is refused, the old pair
+    // keeps serving.
+    std::fs::write(&cert_path, cert2.cert.pem())?;
+    assert_eq!(status(trusting(cert1.cert.pem())?).await, Some(200));
+    // The key follows: the next handshake serves the new certificate. No signal.
+    std::fs::write(&key_path, cert2.signing_key.serialize_pem())?;
+    let renewed = eventually(Duration::from_secs(10), || {
+        let client = trusting(cert2.cert.pem());
+        async move {
+            match client {
+                Ok(c) => status(c).await == Some(200),
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    assert!(
+        renewed,
+        "the renewed certificate was not served:\n{}",
+        exporter.log()
+    );
+    assert_eq!(
+        status(trusting(cert1.cert.pem())?).await,
+        None,
+        "old one retired"
+    );
+    let log = exporter.log();
+    assert!(
+        log.contains("does not load; serving the previous one"),
+        "{log}"
+    );
+    assert!(log.contains("serving the new one"), "{log}");
+    Ok(())
+}

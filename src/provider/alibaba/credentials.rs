@@ -421,6 +421,13 @@ fn default_chain(ctx: &mut CredCtx<'_>) -> Result<AlibabaCredentialConfig, Confi
             ),
         ));
     }
+    // The SDK's last resort. Said at load, since nothing can be checked before the
+    // first fetch: off an ECS instance the source fails then with
+    // `reason="credentials"`, which a forgotten credentials block should not look like.
+    ctx.warnings.push(format!(
+        "{}: no credentials in a block, the environment or a credentials file; using the ECS RAM role from the metadata service (set {ENV_ECS_METADATA_DISABLED}=true to make this an error)",
+        ctx.label
+    ));
     ecs_ram_role(ctx, &empty).map(AlibabaCredentialConfig::EcsRamRole)
 }
 

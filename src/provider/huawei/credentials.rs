@@ -267,7 +267,12 @@ fn default_chain(ctx: &mut CredCtx<'_>) -> Result<(HuaweiIdentity, ChainLink, Fo
     }
     // 3. The ECS metadata service: the SDK's last resort. Nothing can be checked
     //    before the first fetch; a host that is not an ECS fails then, with
-    //    `reason="credentials"`.
+    //    `reason="credentials"`, which a forgotten credentials block should not look
+    //    like: say so at load.
+    ctx.warnings.push(format!(
+        "{}: no credentials in a block, the environment or ~/.huaweicloud/credentials; using the ECS agency from the metadata service",
+        ctx.label
+    ));
     Ok((
         HuaweiIdentity::Metadata {
             endpoint: DEFAULT_METADATA_ENDPOINT.to_string(),
@@ -630,6 +635,14 @@ mod tests {
         let h = huawei(&c).ok_or("huawei")?;
         assert_eq!(h.chain, Some(ChainLink::Metadata));
         assert_eq!(h.kind(), "metadata");
+        // Said at load: off an ECS this would only show as reason="credentials" later.
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("using the ECS agency from the metadata service")),
+            "{:?}",
+            c.warnings
+        );
 
         // ~/.huaweicloud/credentials, section [global] (a [basic] section is not ours).
         let dir = home.path().join(".huaweicloud");

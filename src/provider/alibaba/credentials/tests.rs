@@ -315,6 +315,14 @@ fn the_default_chain_goes_env_oidc_file_then_ecs() -> TestResult {
         alibaba(&c),
         Some(AlibabaCredentialConfig::EcsRamRole(_))
     ));
+    // Said at load: off an ECS this would only show as reason="credentials" later.
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("using the ECS RAM role from the metadata service")),
+        "{:?}",
+        c.warnings
+    );
     let e = chain(&[
         ("HOME", &home_s),
         ("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true"),
