@@ -2,6 +2,7 @@
 //! atomic reload (a bad new configuration keeps the old one running).
 
 use crate::cache::{RenderCache, RenderKey, Rendered, SourceCache, SourceView};
+use crate::clock::unix_now;
 use crate::config::{self, Config};
 use crate::metrics::ExporterMetrics;
 use crate::provider;
@@ -10,7 +11,7 @@ use crate::transport::{RetryPolicy, Transport, TransportSettings};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -94,12 +95,6 @@ pub struct App {
     max_applying: std::sync::atomic::AtomicUsize,
     /// Retry policy for new sources (tests shorten it).
     retry: RetryPolicy,
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl App {

@@ -6,6 +6,7 @@
 //! so a scrape that gives up never cancels it; the next scrape gets its result. A
 //! failed refresh keeps the last good snapshot and marks the source down.
 
+use crate::clock::unix_now;
 use crate::config::SourceConfig;
 use crate::error::{ApiError, Reason};
 use crate::metrics::ExporterMetrics;
@@ -14,7 +15,7 @@ use crate::provider::{HandshakeProvider, Listing};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -99,12 +100,6 @@ pub enum Freshness {
     Refreshed,
     /// The deadline came first; the refresh goes on in the background.
     TimedOut,
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl SourceCache {

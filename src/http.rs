@@ -4,6 +4,7 @@
 use crate::app::App;
 use crate::auth::BasicAuth;
 use crate::cache::SourceView;
+use crate::clock::unix_now;
 use crate::config::TargetLabel;
 use crate::error::Reason;
 use crate::metrics::ExporterMetrics;
@@ -17,7 +18,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
@@ -227,12 +228,6 @@ fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
         "application/json",
         serde_json::to_vec(value).unwrap_or_default(),
     )
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// How long a scrape may wait for fresh data: Prometheus' advertised timeout minus
