@@ -457,6 +457,7 @@ impl CredentialConfig {
 
     /// Static keys read now (files from disk), for tests of the configuration
     /// parser; `None` for types that fetch their keys.
+    #[cfg(test)]
     pub fn read_static_for_tests(&self) -> Option<Credentials> {
         use crate::provider::{alibaba::credentials as a, huawei::credentials as h};
         match self {
@@ -471,12 +472,12 @@ impl CredentialConfig {
             }) => StaticKeyFetcher::new(k.clone(), domain_id.clone())
                 .read_now()
                 .ok(),
-            #[allow(unreachable_patterns)]
             _ => None,
         }
     }
 
     /// Huawei's configured `domain_id` (inline or from the environment), for tests.
+    #[cfg(test)]
     pub fn domain_id_for_tests(&self) -> Option<String> {
         match self {
             CredentialConfig::Static(c) => c.domain_id.clone(),
