@@ -135,6 +135,51 @@ impl fmt::Display for TargetType {
     }
 }
 
+/// What an invitation asks the invitee to do: AWS Organizations sends one of its
+/// `ActionType` values; Alibaba's and Huawei's handshakes are always invitations to
+/// join. A closed set, because it is the `action` label of `handshake_info`: an
+/// unknown wire value becomes `unknown` instead of a new label value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    #[default]
+    Invite,
+    EnableAllFeatures,
+    ApproveAllFeatures,
+    AddOrganizationsServiceLinkedRole,
+    Unknown,
+}
+
+impl Action {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Action::Invite => "invite",
+            Action::EnableAllFeatures => "enable_all_features",
+            Action::ApproveAllFeatures => "approve_all_features",
+            Action::AddOrganizationsServiceLinkedRole => "add_organizations_service_linked_role",
+            Action::Unknown => "unknown",
+        }
+    }
+
+    /// Case-insensitive (`INVITE`, `invite`, `Enable_All_Features`); anything else
+    /// is `Unknown`.
+    pub fn parse_lenient(raw: &str) -> Action {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "invite" => Action::Invite,
+            "enable_all_features" => Action::EnableAllFeatures,
+            "approve_all_features" => Action::ApproveAllFeatures,
+            "add_organizations_service_linked_role" => Action::AddOrganizationsServiceLinkedRole,
+            _ => Action::Unknown,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A field of an invitation whose wire value was present but could not be read. The
 /// set is closed: it is the `field` label of `handshake_source_parse_anomalies_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -212,6 +257,8 @@ pub struct Handshake {
     pub source: Arc<str>,
     pub id: String,
     pub status: Status,
+    /// What the invitation asks for (`invite` unless the cloud says otherwise).
+    pub action: Action,
     pub target_type: TargetType,
     /// Account id, email or account name of the invitee. Masked before it is shown.
     pub target_entity: Option<String>,
@@ -241,6 +288,7 @@ impl Handshake {
             source,
             id: id.into(),
             status: Status::Unknown,
+            action: Action::Invite,
             target_type: TargetType::Unknown,
             target_entity: None,
             directory_id: None,

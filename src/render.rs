@@ -370,7 +370,9 @@ fn estimate(sources: &[SourceView], selections: &[Selection], opts: &RenderOptio
                 + len(h.target_entity.as_deref())
                 + len(h.directory_id.as_deref())
                 + len(h.management_account_id.as_deref())
-                + len(h.management_account_name.as_deref());
+                + len(h.management_account_name.as_deref())
+                + 11
+                + h.action.as_str().len();
         }
     }
     total
@@ -632,6 +634,8 @@ fn render_per_invitation(
             escape_into(out, h.management_account_id.as_deref().unwrap_or(""));
             out.extend_from_slice(b"\",management_account_name=\"");
             write_maybe_email(out, h.management_account_name.as_deref(), opts.target_label);
+            out.extend_from_slice(b"\",action=\"");
+            out.extend_from_slice(h.action.as_str().as_bytes());
             out.extend_from_slice(b"\"} 1\n");
         }
     }
@@ -914,6 +918,7 @@ mod tests {
         assert!(t.contains("target=\"s***@example.com\""));
         assert!(t.contains("management_account_name=\"o***@example.com\""));
         assert!(t.contains("directory_id=\"rd\\\\1\""));
+        assert!(t.contains("management_account_name=\"o***@example.com\",action=\"invite\"} 1\n"));
         assert!(!t.contains("sam@example.com\""));
         let mut full = opts();
         full.target_label = TargetLabel::Full;
@@ -925,8 +930,11 @@ mod tests {
             Some(1),
             "sam@example.com",
         );
-        let t = text(&[view(vec![h])], 0.0, &full);
+        let mut enable = hs("h-2", Status::Pending, TargetType::Account, Some(1), "1234");
+        enable.action = crate::model::Action::parse_lenient("ENABLE_ALL_FEATURES");
+        let t = text(&[view(vec![h, enable])], 0.0, &full);
         assert!(t.contains("target=\"sam@example.com\""));
+        assert!(t.contains("action=\"enable_all_features\"} 1\n"), "{t}");
     }
 
     /// What `write_value` printed before it had its own integer writer.
@@ -1039,6 +1047,7 @@ mod tests {
                             h.management_account_id.as_deref().unwrap_or(""),
                         ),
                         ("management_account_name", &mgmt),
+                        ("action", h.action.as_str()),
                     ],
                     1.0,
                 );

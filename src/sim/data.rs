@@ -90,6 +90,7 @@ pub fn generate(dataset: Dataset, n: usize, seed: u64, now: DateTime<Utc>) -> Ve
                 source: source.clone(),
                 id,
                 status,
+                action: crate::model::Action::Invite,
                 target_type,
                 target_entity: Some(target),
                 directory_id: Some(directory.clone()),
