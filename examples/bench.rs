@@ -21,9 +21,7 @@
 //! Everything talks to 127.0.0.1 only, and every loop is bounded in time.
 
 use handshake_exporter::app::{App, ConfigOrigin};
-use handshake_exporter::config::{
-    ALIBABA_MAX_PAGE_SIZE, AlibabaSignature, Config, HUAWEI_MAX_LIMIT, SourceConfig, View,
-};
+use handshake_exporter::config::{Config, SourceConfig};
 use handshake_exporter::metrics::ExporterMetrics;
 use handshake_exporter::model::Provider;
 use handshake_exporter::secret::{Credentials, Secret};
@@ -62,11 +60,9 @@ fn dataset(provider: Provider) -> Dataset {
     }
 }
 
+/// The provider's default (and largest) page size.
 fn page_size(provider: Provider) -> usize {
-    match provider {
-        Provider::Alibaba => ALIBABA_MAX_PAGE_SIZE as usize,
-        Provider::Huawei => HUAWEI_MAX_LIMIT as usize,
-    }
+    provider.kind().default_section().page_size as usize
 }
 
 /// A tenant whose only dataset holds `n` invitations of the provider's list view.
@@ -80,29 +76,21 @@ fn add_tenant(sim: &Sim, ak: &str, provider: Provider, n: usize) {
 }
 
 fn source(name: &str, provider: Provider, endpoint: &str, ak: &str) -> SourceConfig {
-    SourceConfig {
-        name: name.into(),
+    // The provider's default view: the resource directory, or the sent invitations.
+    let mut s = SourceConfig::new(
         provider,
-        view: match provider {
-            Provider::Alibaba => View::ResourceDirectory,
-            Provider::Huawei => View::Sent,
-        },
-        handshake_ids: Vec::new(),
-        endpoint: endpoint.into(),
-        signature: AlibabaSignature::V3,
-        page_size: page_size(provider) as u32,
-        credentials: Credentials {
+        name,
+        endpoint,
+        Credentials {
             access_key_id: ak.into(),
             access_key_secret: Secret::new(SECRET),
             security_token: None,
             domain_id: (provider == Provider::Huawei).then(|| DOMAIN.to_string()),
-        }
-        .into(),
-        rate_limit: None,
-        connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(20),
-        line: 0,
-    }
+        },
+    );
+    s.connect_timeout = Duration::from_secs(2);
+    s.request_timeout = Duration::from_secs(20);
+    s
 }
 
 /// An app whose data is always stale, so that every `fresh_views` refreshes.
@@ -719,7 +707,7 @@ async fn bench_scale(server: &SimServer, seconds: u64, settle: u64) -> Res<Strin
             per_source: 500,
         },
     ];
-    let page = ALIBABA_MAX_PAGE_SIZE as usize;
+    let page = handshake_exporter::provider::alibaba::MAX_PAGE_SIZE as usize;
     let in_flight = handshake_exporter::provider::alibaba::MAX_IN_FLIGHT;
     let cap = Config::with_sources(Vec::new()).max_concurrent_requests;
     let mut refresh = String::from(

@@ -536,7 +536,7 @@ impl RenderCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AlibabaSignature, View};
+
     use crate::secret::{Credentials, Secret};
     use async_trait::async_trait;
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -571,26 +571,20 @@ mod tests {
     }
 
     fn source() -> SourceConfig {
-        SourceConfig {
-            name: "s1".into(),
-            provider: Provider::Alibaba,
-            view: View::ResourceDirectory,
-            handshake_ids: vec![],
-            endpoint: "http://127.0.0.1:1".into(),
-            signature: AlibabaSignature::V3,
-            page_size: 100,
-            credentials: Credentials {
+        let mut s = SourceConfig::new(
+            Provider::Alibaba,
+            "s1",
+            "http://127.0.0.1:1",
+            Credentials {
                 access_key_id: "AK".into(),
                 access_key_secret: Secret::new("SK"),
                 security_token: None,
                 domain_id: None,
-            }
-            .into(),
-            rate_limit: None,
-            connect_timeout: Duration::from_secs(1),
-            request_timeout: Duration::from_secs(1),
-            line: 0,
-        }
+            },
+        );
+        s.connect_timeout = Duration::from_secs(1);
+        s.request_timeout = Duration::from_secs(1);
+        s
     }
 
     fn cache(delay_ms: u64, interval: Duration) -> (Arc<SourceCache>, Arc<Counting>) {

@@ -299,15 +299,17 @@ async fn run_sim(listen: &str) -> ExitCode {
         }
     };
     tracing::info!(address = %sim.addr, "simulated cloud listening");
-    println!(
-        "Simulated cloud on {url}\n\nsources:\n  - name: sim-alibaba\n    provider: alibaba\n    endpoint: {url}\n    credentials: {{access_key_id: {ak}, access_key_secret: {sk}}}\n  - name: sim-huawei\n    provider: huawei\n    endpoint: {url}\n    credentials: {{access_key_id: {hak}, access_key_secret: {hsk}, domain_id: {dom}}}",
-        url = sim.url(),
-        ak = demo::ALIBABA_AK,
-        sk = demo::ALIBABA_SECRET,
-        hak = demo::HUAWEI_AK,
-        hsk = demo::HUAWEI_SECRET,
-        dom = demo::HUAWEI_DOMAIN,
-    );
+    // A configuration for each demo tenant (made-up keys that only this simulator
+    // accepts), so that a script can point an exporter at it.
+    let url = sim.url();
+    let mut banner = format!("Simulated cloud on {url}\n\nsources:\n");
+    for (ak, secret, provider) in sim.sim.tenant_keys() {
+        banner.push_str(&format!(
+            "  - name: sim-{provider}-{n}\n    provider: {provider}\n    endpoint: {url}\n    credentials: {{access_key_id: {ak}, access_key_secret: {secret}}}\n",
+            n = ak.to_ascii_lowercase(),
+        ));
+    }
+    println!("{banner}");
     let _ = tokio::signal::ctrl_c().await;
     sim.shutdown().await;
     ExitCode::SUCCESS

@@ -5,28 +5,7 @@ use serde::Serialize;
 use std::fmt;
 use std::sync::Arc;
 
-/// Which cloud an invitation comes from. Becomes the `provider` label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    Alibaba,
-    Huawei,
-}
-
-impl Provider {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Provider::Alibaba => "alibaba",
-            Provider::Huawei => "huawei",
-        }
-    }
-}
-
-impl fmt::Display for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::provider::Provider;
 
 /// Invitation status. Unknown wire values are data, never errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

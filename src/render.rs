@@ -23,10 +23,7 @@ pub struct RenderOptions {
 
 /// Target types each provider documents; `handshake_invitations` reports 0 for these.
 pub fn known_target_types(provider: Provider) -> &'static [TargetType] {
-    match provider {
-        Provider::Alibaba => &[TargetType::Account, TargetType::Email],
-        Provider::Huawei => &[TargetType::Account, TargetType::Name],
-    }
+    provider.kind().known_target_types()
 }
 
 /// Mask an invitee for display: `s***@example.com`, `1728****`.

@@ -1,16 +1,18 @@
 //! The Alibaba client against the simulated Alibaba endpoint, over real HTTP on
 //! loopback: pagination and call counts, both signatures, STS, faults and reasons.
 
-use handshake_exporter::config::{AlibabaSignature, SourceConfig, View};
+use handshake_exporter::config::{SourceConfig, View};
 use handshake_exporter::credentials::{CredentialConfig, SecretSource, StaticKeys};
 use handshake_exporter::error::{ApiError, Reason};
 use handshake_exporter::metrics::ExporterMetrics;
 use handshake_exporter::model::{Handshake, Provider};
 use handshake_exporter::provider::HandshakeProvider;
+use handshake_exporter::provider::Settings;
 use handshake_exporter::provider::alibaba::{
     ACTION_GET_HANDSHAKE, ACTION_LIST_FOR_ACCOUNT, ACTION_LIST_FOR_RESOURCE_DIRECTORY,
     AlibabaClient,
 };
+use handshake_exporter::provider::alibaba::{AlibabaSettings, AlibabaSignature};
 use handshake_exporter::secret::{Credentials, Secret};
 use handshake_exporter::sim::recorder::{Recorder, json_response, redirect_response};
 use handshake_exporter::sim::{
@@ -78,7 +80,7 @@ struct Setup {
 impl Default for Setup {
     fn default() -> Self {
         Setup {
-            view: View::ResourceDirectory,
+            view: View("resource_directory"),
             signature: AlibabaSignature::V3,
             page_size: 100,
             access_key_id: AK,
@@ -111,20 +113,20 @@ fn client_with(
     credentials: CredentialConfig,
 ) -> Result<(AlibabaClient, Arc<ExporterMetrics>), String> {
     install_crypto_provider();
-    let source = SourceConfig {
-        name: SOURCE.into(),
-        provider: Provider::Alibaba,
-        view: setup.view,
-        handshake_ids: setup.handshake_ids,
-        endpoint: setup.endpoint.unwrap_or_else(|| server.url()),
-        signature: setup.signature,
-        page_size: setup.page_size,
+    let mut source = SourceConfig::new(
+        Provider::Alibaba,
+        SOURCE,
+        &setup.endpoint.unwrap_or_else(|| server.url()),
         credentials,
-        rate_limit: None,
-        connect_timeout: Duration::from_secs(1),
-        request_timeout: setup.request_timeout,
-        line: 0,
-    };
+    );
+    source.view = setup.view;
+    source.handshake_ids = setup.handshake_ids;
+    source.settings = Settings::new(AlibabaSettings {
+        signature: setup.signature,
+    });
+    source.page_size = setup.page_size;
+    source.connect_timeout = Duration::from_secs(1);
+    source.request_timeout = setup.request_timeout;
     let metrics = Arc::new(ExporterMetrics::new(false));
     let transport = Transport::new(
         Provider::Alibaba,
@@ -220,7 +222,7 @@ async fn account_view_with_no_invitations_takes_one_call() -> TestResult {
     let (client, _) = client(
         &server,
         Setup {
-            view: View::Account,
+            view: View("account"),
             ..Setup::default()
         },
     )?;
@@ -269,7 +271,7 @@ async fn v1_signatures_are_accepted_too() -> TestResult {
     let (client, _) = client(
         &server,
         Setup {
-            view: View::Account,
+            view: View("account"),
             signature: AlibabaSignature::V1,
             ..Setup::default()
         },
@@ -517,7 +519,7 @@ async fn the_ids_view_gets_each_configured_invitation() -> TestResult {
     let (client, _) = client(
         &server,
         Setup {
-            view: View::Ids,
+            view: View::IDS,
             handshake_ids: ids,
             ..Setup::default()
         },
@@ -608,10 +610,10 @@ async fn a_redirect_is_not_followed_and_nothing_reaches_its_target() -> TestResu
     .await?;
     let mut results = Vec::new();
     for (signature, view) in [
-        (AlibabaSignature::V3, View::ResourceDirectory),
-        (AlibabaSignature::V1, View::ResourceDirectory),
-        (AlibabaSignature::V3, View::Ids),
-        (AlibabaSignature::V1, View::Ids),
+        (AlibabaSignature::V3, View("resource_directory")),
+        (AlibabaSignature::V1, View("resource_directory")),
+        (AlibabaSignature::V3, View::IDS),
+        (AlibabaSignature::V1, View::IDS),
     ] {
         let (client, _) = client(
             &server,
@@ -773,7 +775,7 @@ async fn start_identity_sim(
 }
 
 fn ram_role(server: &SimServer, base: StaticKeys, external_id: Option<&str>) -> CredentialConfig {
-    CredentialConfig::Alibaba(AlibabaCredentialConfig::RamRoleArn(RamRoleArn {
+    CredentialConfig::provider(AlibabaCredentialConfig::RamRoleArn(RamRoleArn {
         base,
         role_arn: ROLE_ARN.into(),
         role_session_name: "handshake-exporter".into(),
@@ -948,7 +950,7 @@ async fn assume_role_errors_are_credential_failures_that_name_the_sts_code() -> 
 }
 
 fn oidc(server: &SimServer, token_file: &std::path::Path) -> CredentialConfig {
-    CredentialConfig::Alibaba(AlibabaCredentialConfig::OidcRoleArn(OidcRoleArn {
+    CredentialConfig::provider(AlibabaCredentialConfig::OidcRoleArn(OidcRoleArn {
         role_arn: ROLE_ARN.into(),
         oidc_provider_arn: OIDC_PROVIDER.into(),
         oidc_token_file: token_file.to_path_buf(),
@@ -1029,7 +1031,7 @@ async fn oidc_role_arn_sends_the_token_unsigned_and_rereads_the_file_rewritten_i
 }
 
 fn ecs(server: &SimServer, role: Option<&str>, fallback: bool) -> CredentialConfig {
-    CredentialConfig::Alibaba(AlibabaCredentialConfig::EcsRamRole(EcsRamRole {
+    CredentialConfig::provider(AlibabaCredentialConfig::EcsRamRole(EcsRamRole {
         role_name: role.map(str::to_string),
         metadata_endpoint: server.url(),
         imdsv1_fallback: fallback,

@@ -1,7 +1,7 @@
 //! HuaweiClient against the simulated Huawei Organizations endpoint, over real HTTP on
 //! loopback: paging, views, signature checks, STS tokens, retries and broken answers.
 
-use handshake_exporter::config::{AlibabaSignature, SourceConfig, View};
+use handshake_exporter::config::{SourceConfig, View};
 use handshake_exporter::error::{ApiError, Reason};
 use handshake_exporter::metrics::ExporterMetrics;
 use handshake_exporter::model::{Handshake, Provider};
@@ -51,7 +51,7 @@ impl Default for Source<'_> {
     fn default() -> Self {
         Source {
             name: "hw",
-            view: View::Sent,
+            view: View("sent"),
             limit: 2000,
             ids: Vec::new(),
             access_key_id: AK,
@@ -91,26 +91,22 @@ impl Harness {
     }
 
     fn client(&self, s: Source<'_>) -> Result<HuaweiClient, String> {
-        let config = SourceConfig {
-            name: s.name.into(),
-            provider: Provider::Huawei,
-            view: s.view,
-            handshake_ids: s.ids,
-            endpoint: s.endpoint.unwrap_or_else(|| self.server.url()),
-            signature: AlibabaSignature::default(),
-            page_size: s.limit,
-            credentials: Credentials {
+        let mut config = SourceConfig::new(
+            Provider::Huawei,
+            s.name,
+            &s.endpoint.unwrap_or_else(|| self.server.url()),
+            Credentials {
                 access_key_id: s.access_key_id.into(),
                 access_key_secret: Secret::new(s.secret),
                 security_token: s.token.map(Secret::new),
                 domain_id: Some("3f1b6a9c2e4d4f7b8a0c1d2e3f4a5b6c".into()),
-            }
-            .into(),
-            rate_limit: None,
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: s.request_timeout,
-            line: 0,
-        };
+            },
+        );
+        config.view = s.view;
+        config.handshake_ids = s.ids;
+        config.page_size = s.limit;
+        config.connect_timeout = Duration::from_secs(2);
+        config.request_timeout = s.request_timeout;
         let transport = Transport::new(
             Provider::Huawei,
             s.name.into(),
@@ -223,7 +219,7 @@ async fn limit_100_takes_23_calls_and_the_encoded_markers_round_trip() -> TestRe
 async fn received_view_lists_received_invitations() -> TestResult {
     let h = Harness::start(10, 250).await?;
     let client = h.client(Source {
-        view: View::Received,
+        view: View("received"),
         limit: 200,
         ..Source::default()
     })?;
@@ -247,7 +243,7 @@ async fn ids_view_shows_each_configured_id_once() -> TestResult {
     let mut configured: Vec<String> = wanted.iter().map(|x| x.id.clone()).collect();
     configured.push(configured[0].clone()); // a duplicate in the config
     let client = h.client(Source {
-        view: View::Ids,
+        view: View::IDS,
         ids: configured,
         ..Source::default()
     })?;
@@ -283,7 +279,7 @@ async fn show_of_an_unknown_id_is_not_found_and_the_id_reaches_the_sim_decoded()
     // others are served.
     let first = h.sim().dataset(AK, Dataset::HuaweiSent)[0].clone();
     let ids_client = h.client(Source {
-        view: View::Ids,
+        view: View::IDS,
         ids: vec!["h-gone".into(), first.id.clone()],
         ..Source::default()
     })?;
@@ -522,7 +518,7 @@ async fn a_redirect_is_not_followed_and_nothing_reaches_its_target() -> TestResu
     )))
     .await?;
     let mut results = Vec::new();
-    for view in [View::Sent, View::Ids] {
+    for view in [View("sent"), View::IDS] {
         let client = h.client(Source {
             view,
             ids: vec!["h-abc".into()],

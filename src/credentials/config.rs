@@ -1,85 +1,62 @@
-//! The `credentials:` block of a source: its raw shape (every key of every type of
-//! both providers) and the helpers providers use to validate it with
-//! file:line:field errors.
+//! The `credentials:` block of a source: its raw shape (keys and lines) and the
+//! helpers providers use to validate it with file:line:field errors.
 
 use super::{SecretSource, StaticKeys};
 use crate::config::{ConfigError, EnvLookup, parse_duration};
 use crate::secret::Secret;
-use serde::Deserialize;
 use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 type S<T> = Spanned<T>;
 
-/// Every key any credential type of any provider accepts. Which keys belong to
-/// which `type` is checked by the provider ([`CredCtx::only`]); a key no type knows
-/// is refused by serde with its line.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+/// A source's `credentials:` block as written: keys with their values and lines.
+/// Which keys exist is each provider's business ([`CredCtx::only`] refuses keys
+/// that do not belong to the chosen `type`, naming the line).
+#[derive(Clone, Debug, Default)]
 pub struct RawCredentials {
-    #[serde(rename = "type")]
-    pub kind: Option<S<String>>,
-    pub access_key_id: Option<S<String>>,
-    pub access_key_id_file: Option<S<String>>,
-    pub access_key_secret: Option<S<String>>,
-    pub access_key_secret_file: Option<S<String>>,
-    pub security_token: Option<S<String>>,
-    pub security_token_file: Option<S<String>>,
-    pub domain_id: Option<S<String>>,
-    pub domain_id_file: Option<S<String>>,
-    // Alibaba roles
-    pub role_arn: Option<S<String>>,
-    pub role_session_name: Option<S<String>>,
-    pub external_id: Option<S<String>>,
-    pub policy: Option<S<String>>,
-    pub duration: Option<S<String>>,
-    pub sts_endpoint: Option<S<String>>,
-    pub oidc_provider_arn: Option<S<String>>,
-    pub oidc_token_file: Option<S<String>>,
-    pub role_name: Option<S<String>>,
-    pub metadata_endpoint: Option<S<String>>,
-    pub imdsv1_fallback: Option<S<bool>>,
-    // Huawei identities
-    pub idp_id: Option<S<String>>,
-    pub id_token_file: Option<S<String>>,
-    pub iam_endpoint: Option<S<String>>,
+    entries: BTreeMap<String, S<String>>,
 }
 
 impl RawCredentials {
+    pub fn new(entries: BTreeMap<String, S<String>>) -> RawCredentials {
+        RawCredentials { entries }
+    }
+
+    /// The value of `key`, if the block sets it.
+    pub fn get(&self, key: &str) -> Option<S<String>> {
+        self.entries.get(key).cloned()
+    }
+
+    /// A `true`/`false` value of `key`.
+    pub fn flag(&self, key: &str) -> Result<Option<S<bool>>, (u64, String)> {
+        let Some(v) = self.entries.get(key) else {
+            return Ok(None);
+        };
+        let value = match v.value.trim() {
+            "true" | "True" | "TRUE" => true,
+            "false" | "False" | "FALSE" => false,
+            other => {
+                return Err((
+                    v.referenced.line(),
+                    format!("{key} must be true or false, not {other:?}"),
+                ));
+            }
+        };
+        Ok(Some(S {
+            value,
+            referenced: v.referenced,
+            defined: v.defined,
+        }))
+    }
+
     /// The keys present in the block, with their lines, in file order.
-    pub fn present(&self) -> Vec<(&'static str, u64)> {
-        fn at<T>(v: &Option<S<T>>) -> Option<u64> {
-            v.as_ref().map(|s| s.referenced.line())
-        }
-        let all = [
-            ("type", at(&self.kind)),
-            ("access_key_id", at(&self.access_key_id)),
-            ("access_key_id_file", at(&self.access_key_id_file)),
-            ("access_key_secret", at(&self.access_key_secret)),
-            ("access_key_secret_file", at(&self.access_key_secret_file)),
-            ("security_token", at(&self.security_token)),
-            ("security_token_file", at(&self.security_token_file)),
-            ("domain_id", at(&self.domain_id)),
-            ("domain_id_file", at(&self.domain_id_file)),
-            ("role_arn", at(&self.role_arn)),
-            ("role_session_name", at(&self.role_session_name)),
-            ("external_id", at(&self.external_id)),
-            ("policy", at(&self.policy)),
-            ("duration", at(&self.duration)),
-            ("sts_endpoint", at(&self.sts_endpoint)),
-            ("oidc_provider_arn", at(&self.oidc_provider_arn)),
-            ("oidc_token_file", at(&self.oidc_token_file)),
-            ("role_name", at(&self.role_name)),
-            ("metadata_endpoint", at(&self.metadata_endpoint)),
-            ("imdsv1_fallback", at(&self.imdsv1_fallback)),
-            ("idp_id", at(&self.idp_id)),
-            ("id_token_file", at(&self.id_token_file)),
-            ("iam_endpoint", at(&self.iam_endpoint)),
-        ];
-        let mut present: Vec<_> = all
-            .into_iter()
-            .filter_map(|(k, l)| l.map(|l| (k, l)))
+    pub fn present(&self) -> Vec<(&str, u64)> {
+        let mut present: Vec<_> = self
+            .entries
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.referenced.line()))
             .collect();
         present.sort_by_key(|(_, l)| *l);
         present
@@ -126,7 +103,7 @@ impl CredCtx<'_> {
     /// The credential type: `type` if given (validated against `known`), else
     /// `access_key` when the block has keys, else `default`.
     pub fn kind(&self, raw: &RawCredentials, known: &[&str]) -> Result<String, ConfigError> {
-        match &raw.kind {
+        match &raw.get("type") {
             Some(k) => {
                 let v = k.value.trim();
                 if known.contains(&v) {
@@ -276,16 +253,20 @@ impl CredCtx<'_> {
     /// The static key of `type: access_key` (block keys only; the environment is
     /// the `default` chain's business).
     pub fn static_keys(&mut self, raw: &RawCredentials) -> Result<StaticKeys, ConfigError> {
-        let id = self.secret("access_key_id", &raw.access_key_id, &raw.access_key_id_file)?;
+        let id = self.secret(
+            "access_key_id",
+            &raw.get("access_key_id"),
+            &raw.get("access_key_id_file"),
+        )?;
         let secret = self.secret(
             "access_key_secret",
-            &raw.access_key_secret,
-            &raw.access_key_secret_file,
+            &raw.get("access_key_secret"),
+            &raw.get("access_key_secret_file"),
         )?;
         let token = self.secret(
             "security_token",
-            &raw.security_token,
-            &raw.security_token_file,
+            &raw.get("security_token"),
+            &raw.get("security_token_file"),
         )?;
         let id = id.ok_or_else(|| {
             self.err(

@@ -29,12 +29,44 @@ use tokio::time::Instant;
 /// A source's credential settings, validated. Compared by [`PartialEq`] on reload:
 /// an unchanged block keeps the source's cache (paths are compared, not file
 /// contents, so a rotated file never drops the cache).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub enum CredentialConfig {
     /// Keys fixed in code (tests, `--demo`): used exactly as given.
     Static(Credentials),
-    Alibaba(crate::provider::alibaba::credentials::AlibabaCredentialConfig),
-    Huawei(crate::provider::huawei::credentials::HuaweiCredentialConfig),
+    /// A provider's own credential types (`access_key`, roles, metadata, …).
+    Provider(Arc<dyn ProviderCredentials>),
+}
+
+/// A provider's validated credentials block, carried through provider-neutral code;
+/// the provider reads it back with [`CredentialConfig::provider_config`].
+pub trait ProviderCredentials: crate::provider::DynValue {
+    /// The configured `type`, for the landing page and logs.
+    fn kind(&self) -> &'static str;
+
+    /// Identity-service endpoints (STS, IAM) that receive keys, signed requests or
+    /// tokens, by config key.
+    fn token_endpoints(&self) -> Vec<(&'static str, &str)>;
+
+    /// Static keys read now (files from disk), for tests of the configuration
+    /// parser; `None` for types that fetch their keys.
+    fn read_static(&self) -> Option<Credentials> {
+        None
+    }
+
+    /// A configured account/domain id that is not a secret (Huawei's `domain_id`).
+    fn domain_id(&self) -> Option<String> {
+        None
+    }
+}
+
+impl PartialEq for CredentialConfig {
+    fn eq(&self, other: &CredentialConfig) -> bool {
+        match (self, other) {
+            (CredentialConfig::Static(a), CredentialConfig::Static(b)) => a == b,
+            (CredentialConfig::Provider(a), CredentialConfig::Provider(b)) => a.same_as(b.as_any()),
+            _ => false,
+        }
+    }
 }
 
 impl From<Credentials> for CredentialConfig {
@@ -436,13 +468,25 @@ impl CredentialFetcher for Misconfigured {
 }
 
 impl CredentialConfig {
+    /// A provider's credentials block.
+    pub fn provider<T: ProviderCredentials>(config: T) -> CredentialConfig {
+        CredentialConfig::Provider(Arc::new(config))
+    }
+
+    /// The provider's block, if it is of type `T`.
+    pub fn provider_config<T: std::any::Any>(&self) -> Option<&T> {
+        match self {
+            CredentialConfig::Provider(p) => p.as_any().downcast_ref::<T>(),
+            CredentialConfig::Static(_) => None,
+        }
+    }
+
     /// Identity-service endpoints (STS, IAM) that receive keys, signed requests or
     /// tokens, by config key.
     pub fn token_endpoints(&self) -> Vec<(&'static str, &str)> {
         match self {
             CredentialConfig::Static(_) => Vec::new(),
-            CredentialConfig::Alibaba(a) => a.token_endpoints(),
-            CredentialConfig::Huawei(h) => h.token_endpoints(),
+            CredentialConfig::Provider(p) => p.token_endpoints(),
         }
     }
 
@@ -450,42 +494,24 @@ impl CredentialConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             CredentialConfig::Static(_) => "access_key",
-            CredentialConfig::Alibaba(a) => a.kind(),
-            CredentialConfig::Huawei(h) => h.kind(),
+            CredentialConfig::Provider(p) => p.kind(),
         }
     }
 
     /// Static keys read now (files from disk), for tests of the configuration
     /// parser; `None` for types that fetch their keys.
-    #[cfg(test)]
     pub fn read_static_for_tests(&self) -> Option<Credentials> {
-        use crate::provider::{alibaba::credentials as a, huawei::credentials as h};
         match self {
             CredentialConfig::Static(c) => Some(c.clone()),
-            CredentialConfig::Alibaba(a::AlibabaCredentialConfig::AccessKey(k)) => {
-                StaticKeyFetcher::new(k.clone(), None).read_now().ok()
-            }
-            CredentialConfig::Huawei(h::HuaweiCredentialConfig {
-                identity: h::HuaweiIdentity::AccessKey(k),
-                domain_id,
-                ..
-            }) => StaticKeyFetcher::new(k.clone(), domain_id.clone())
-                .read_now()
-                .ok(),
-            _ => None,
+            CredentialConfig::Provider(p) => p.read_static(),
         }
     }
 
-    /// Huawei's configured `domain_id` (inline or from the environment), for tests.
-    #[cfg(test)]
+    /// A configured domain id (Huawei), inline or from the environment, for tests.
     pub fn domain_id_for_tests(&self) -> Option<String> {
         match self {
             CredentialConfig::Static(c) => c.domain_id.clone(),
-            CredentialConfig::Huawei(h) => match &h.domain_id {
-                Some(SecretSource::Value(v)) => Some(v.expose().to_string()),
-                _ => None,
-            },
-            CredentialConfig::Alibaba(_) => None,
+            CredentialConfig::Provider(p) => p.domain_id(),
         }
     }
 }

@@ -30,6 +30,79 @@ const DEFAULT_PAGE_SIZE: u64 = 10;
 /// What the real service puts in `HostId`.
 const HOST_ID: &str = "resourcemanager.aliyuncs.com";
 
+#[allow(non_upper_case_globals)]
+impl Dataset {
+    /// ListHandshakesForResourceDirectory.
+    pub const AlibabaResourceDirectory: Dataset = Dataset::new("alibaba_resource_directory", 0);
+    /// ListHandshakesForAccount.
+    pub const AlibabaAccount: Dataset = Dataset::new("alibaba_account", 1);
+}
+
+/// The Alibaba part of the simulator.
+pub struct AlibabaSim;
+
+pub static SIM: AlibabaSim = AlibabaSim;
+
+/// Alibaba's invitations: 16-character ids, resource directories `rd-…`, targets an
+/// account id or an email.
+const STYLE: super::data::Style = super::data::Style {
+    provider: crate::model::Provider::Alibaba,
+    directory: |rng| {
+        (
+            format!("rd-{}", super::data::pick(rng, super::data::ALNUM, 6)),
+            format!("151266687691{:04}", rng.u32(..10_000)),
+            "ops-admin@example.com".to_string(),
+        )
+    },
+    id: |rng| format!("h-{}", super::data::pick(rng, super::data::ALNUM, 16)),
+    target: |rng, i, account| {
+        if account {
+            (
+                TargetType::Account,
+                format!("17724228527{:05}", rng.u32(..100_000)),
+            )
+        } else {
+            (TargetType::Email, format!("team{i}@example.com"))
+        }
+    },
+};
+
+/// Whether a request is addressed to the Alibaba API: RPC V1 (`Signature` in the
+/// query) or ACS3 (`x-acs-action`, or an `ACS3-…` Authorization).
+fn is_alibaba_api(req: &SimRequest) -> bool {
+    req.query.split('&').any(|p| p.starts_with("Signature="))
+        || req.headers.contains_key("x-acs-action")
+        || header(req, "authorization").is_some_and(|a| a.starts_with("ACS3-"))
+}
+
+#[async_trait::async_trait]
+impl super::SimProvider for AlibabaSim {
+    fn datasets(&self) -> &'static [Dataset] {
+        &[Dataset::AlibabaResourceDirectory, Dataset::AlibabaAccount]
+    }
+
+    fn generate(
+        &self,
+        dataset: Dataset,
+        n: usize,
+        seed: u64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<Handshake> {
+        super::data::generate_with(&STYLE, dataset, n, seed, now)
+    }
+
+    async fn handle(&self, sim: &Sim, req: &SimRequest) -> Option<SimResponse> {
+        // Identity services first (STS, ECS metadata): they claim their own requests.
+        if let Some(response) = super::alibaba_identity::handle(sim, req).await {
+            return Some(response);
+        }
+        if !is_alibaba_api(req) {
+            return None;
+        }
+        Some(handle(sim, req.clone()).await)
+    }
+}
+
 /// Answer one request to the Alibaba API.
 pub async fn handle(sim: &Sim, req: SimRequest) -> SimResponse {
     let request_id = new_request_id();

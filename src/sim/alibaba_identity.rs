@@ -135,6 +135,13 @@ impl IdentityState {
 }
 
 /// Answer a request meant for an identity service; `None` for any other request.
+impl Sim {
+    /// Run `f` on the Alibaba identity configuration (roles, instance role, OIDC).
+    pub fn with_alibaba_identity<R>(&self, f: impl FnOnce(&mut IdentityState) -> R) -> R {
+        self.with_state(f)
+    }
+}
+
 pub async fn handle(sim: &Sim, req: &SimRequest) -> Option<SimResponse> {
     if req.path.starts_with("/latest/") {
         return Some(metadata(sim, req));
@@ -153,6 +160,10 @@ pub async fn handle(sim: &Sim, req: &SimRequest) -> Option<SimResponse> {
     }
     let action = first(&params, "Action")?.to_string();
     if action != "AssumeRole" && action != "AssumeRoleWithOIDC" {
+        return None;
+    }
+    // Other clouds' STS speak the same action names with their own API version.
+    if first(&params, "Version").is_some_and(|v| v != STS_VERSION) {
         return None;
     }
     let outage = sim.with_alibaba_identity(|id| {

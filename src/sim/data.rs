@@ -6,45 +6,57 @@ use crate::model::{Handshake, Provider, Status, TargetType};
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 
-const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-const LOWER_ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+/// `n` invitations for a dataset, deterministic for a seed (ids, statuses, targets),
+/// with times relative to `now`, in the format of the provider that serves it.
+pub fn generate(dataset: Dataset, n: usize, seed: u64, now: DateTime<Utc>) -> Vec<Handshake> {
+    match dataset.provider() {
+        Some(p) => p.kind().sim().generate(dataset, n, seed, now),
+        None => Vec::new(),
+    }
+}
 
-fn pick(rng: &mut fastrand::Rng, alphabet: &[u8], n: usize) -> String {
+/// How one cloud's generated invitations look.
+pub struct Style {
+    pub provider: Provider,
+    /// Directory (or organization) id, management account id and name.
+    pub directory: fn(&mut fastrand::Rng) -> (String, String, String),
+    pub id: fn(&mut fastrand::Rng) -> String,
+    /// The target of invitation `i`: an account when the flag is set, else the
+    /// cloud's other target type.
+    pub target: fn(&mut fastrand::Rng, usize, bool) -> (TargetType, String),
+}
+
+/// Letters and digits (upper and lower case).
+pub const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+/// Lower-case letters and digits.
+pub const LOWER_ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// `n` random characters of `alphabet`.
+pub fn pick(rng: &mut fastrand::Rng, alphabet: &[u8], n: usize) -> String {
     (0..n)
         .map(|_| char::from(alphabet[rng.usize(..alphabet.len())]))
         .collect()
 }
 
-/// `n` invitations for a dataset, deterministic for a seed (ids, statuses, targets),
-/// with times relative to `now`. Invitation validity is 14 days, like both clouds.
-pub fn generate(dataset: Dataset, n: usize, seed: u64, now: DateTime<Utc>) -> Vec<Handshake> {
+/// [`generate`] for a provider's [`Style`]. Invitation validity is 14 days, like
+/// every cloud here.
+pub fn generate_with(
+    style: &Style,
+    dataset: Dataset,
+    n: usize,
+    seed: u64,
+    now: DateTime<Utc>,
+) -> Vec<Handshake> {
     let mut rng =
-        fastrand::Rng::with_seed(seed ^ (dataset as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let provider = match dataset {
-        Dataset::AlibabaResourceDirectory | Dataset::AlibabaAccount => Provider::Alibaba,
-        Dataset::HuaweiSent | Dataset::HuaweiReceived => Provider::Huawei,
-    };
+        fastrand::Rng::with_seed(seed ^ dataset.salt().wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let provider = style.provider;
     let source: Arc<str> = Arc::from("sim");
-    let (directory, mgmt_id, mgmt_name) = match provider {
-        Provider::Alibaba => (
-            format!("rd-{}", pick(&mut rng, ALNUM, 6)),
-            format!("151266687691{:04}", rng.u32(..10_000)),
-            "ops-admin@example.com".to_string(),
-        ),
-        Provider::Huawei => (
-            format!("o-{}", pick(&mut rng, LOWER_ALNUM, 32)),
-            pick(&mut rng, b"0123456789abcdef", 32),
-            "acme-root".to_string(),
-        ),
-    };
+    let (directory, mgmt_id, mgmt_name) = (style.directory)(&mut rng);
     let (directory, mgmt_id, mgmt_name): (Arc<str>, Arc<str>, Arc<str>) =
         (directory.into(), mgmt_id.into(), mgmt_name.into());
     (0..n)
         .map(|i| {
-            let id = match provider {
-                Provider::Alibaba => format!("h-{}", pick(&mut rng, ALNUM, 16)),
-                Provider::Huawei => format!("h-{}", pick(&mut rng, LOWER_ALNUM, 32)),
-            };
+            let id = (style.id)(&mut rng);
             // Roughly: 45% pending, then accepted, expired, declined, cancelled.
             // The first two are always pending so that demos and the alerting
             // end-to-end test have one invitation in each expiry band.
@@ -56,17 +68,8 @@ pub fn generate(dataset: Dataset, n: usize, seed: u64, now: DateTime<Utc>) -> Ve
                 82..=91 => Status::Declined,
                 _ => Status::Cancelled,
             };
-            let (target_type, target) = match (provider, rng.bool()) {
-                (Provider::Alibaba, true) => (
-                    TargetType::Account,
-                    format!("17724228527{:05}", rng.u32(..100_000)),
-                ),
-                (Provider::Alibaba, false) => (TargetType::Email, format!("team{i}@example.com")),
-                (Provider::Huawei, true) => {
-                    (TargetType::Account, pick(&mut rng, b"0123456789abcdef", 32))
-                }
-                (Provider::Huawei, false) => (TargetType::Name, format!("acme-dev-{i}")),
-            };
+            let account = rng.bool();
+            let (target_type, target) = (style.target)(&mut rng, i, account);
             // Pending ones expire between 2 days ago (provider lagging) and 14 days ahead;
             // the first few are pinned inside the alerting windows so demos show them.
             let expires_in = if status == Status::Pending {

@@ -43,6 +43,71 @@ const MARKER_LENGTH: std::ops::RangeInclusive<usize> = 4..=400;
 const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(15);
 
 /// Answer one `/v1/...` request.
+#[allow(non_upper_case_globals)]
+impl Dataset {
+    /// ListHandshakes (sent by the organization).
+    pub const HuaweiSent: Dataset = Dataset::new("huawei_sent", 2);
+    /// ListReceivedHandshakes.
+    pub const HuaweiReceived: Dataset = Dataset::new("huawei_received", 3);
+}
+
+/// The Huawei part of the simulator.
+pub struct HuaweiSim;
+
+pub static SIM: HuaweiSim = HuaweiSim;
+
+/// Huawei's invitations: 32-character ids, organizations `o-…`, targets an account
+/// id or an account name.
+const STYLE: super::data::Style = super::data::Style {
+    provider: crate::model::Provider::Huawei,
+    directory: |rng| {
+        (
+            format!("o-{}", super::data::pick(rng, super::data::LOWER_ALNUM, 32)),
+            super::data::pick(rng, b"0123456789abcdef", 32),
+            "acme-root".to_string(),
+        )
+    },
+    id: |rng| format!("h-{}", super::data::pick(rng, super::data::LOWER_ALNUM, 32)),
+    target: |rng, i, account| {
+        if account {
+            (
+                crate::model::TargetType::Account,
+                super::data::pick(rng, b"0123456789abcdef", 32),
+            )
+        } else {
+            (crate::model::TargetType::Name, format!("acme-dev-{i}"))
+        }
+    },
+};
+
+#[async_trait::async_trait]
+impl super::SimProvider for HuaweiSim {
+    fn datasets(&self) -> &'static [Dataset] {
+        &[Dataset::HuaweiSent, Dataset::HuaweiReceived]
+    }
+
+    fn generate(
+        &self,
+        dataset: Dataset,
+        n: usize,
+        seed: u64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<Handshake> {
+        super::data::generate_with(&STYLE, dataset, n, seed, now)
+    }
+
+    async fn handle(&self, sim: &Sim, req: &SimRequest) -> Option<SimResponse> {
+        // Identity services first (IAM, ECS metadata): they claim their own requests.
+        if let Some(response) = super::huawei_identity::handle(sim, req).await {
+            return Some(response);
+        }
+        if !req.path.starts_with("/v1/") {
+            return None;
+        }
+        Some(handle(sim, req.clone()).await)
+    }
+}
+
 pub async fn handle(sim: &Sim, req: SimRequest) -> SimResponse {
     let request_id = nonce();
     let response = answer(sim, &req, &request_id).await;

@@ -174,6 +174,13 @@ fn expiry_text(t: DateTime<Utc>) -> String {
 }
 
 /// Answer a request meant for an identity service; `None` for any other request.
+impl Sim {
+    /// Run `f` on the Huawei identity configuration (metadata, IdP, IAM).
+    pub fn with_huawei_identity<R>(&self, f: impl FnOnce(&mut IdentityState) -> R) -> R {
+        self.with_state(f)
+    }
+}
+
 pub async fn handle(sim: &Sim, req: &SimRequest) -> Option<SimResponse> {
     let (action, method) = action_for(&req.path)?;
     let outage = sim.with_huawei_identity(|s| {

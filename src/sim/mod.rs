@@ -28,14 +28,80 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Which invitation list of a tenant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Dataset {
-    AlibabaResourceDirectory,
-    AlibabaAccount,
-    HuaweiSent,
-    HuaweiReceived,
+/// Which invitation list of a tenant (`alibaba_resource_directory`, …). Each
+/// provider's simulator module declares its own as associated constants
+/// (`Dataset::HuaweiSent`) and lists them in [`SimProvider::datasets`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Dataset {
+    name: &'static str,
+    /// Mixed into the generator's seed, so that two datasets of one tenant differ.
+    salt: u64,
+}
+
+impl Dataset {
+    pub const fn new(name: &'static str, salt: u64) -> Dataset {
+        Dataset { name, salt }
+    }
+
+    pub const fn name(self) -> &'static str {
+        self.name
+    }
+
+    pub const fn salt(self) -> u64 {
+        self.salt
+    }
+
+    /// The provider whose simulator serves this dataset.
+    pub fn provider(self) -> Option<crate::model::Provider> {
+        crate::model::Provider::ALL
+            .iter()
+            .copied()
+            .find(|p| p.kind().sim().datasets().contains(&self))
+    }
+
+    /// The dataset called `name` by any provider's simulator.
+    pub fn parse(name: &str) -> Option<Dataset> {
+        crate::model::Provider::ALL
+            .iter()
+            .flat_map(|p| p.kind().sim().datasets().iter().copied())
+            .find(|d| d.name == name)
+    }
+}
+
+impl Serialize for Dataset {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name)
+    }
+}
+
+impl<'de> Deserialize<'de> for Dataset {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Dataset, D::Error> {
+        let name = String::deserialize(d)?;
+        Dataset::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown dataset {name:?}")))
+    }
+}
+
+/// One cloud's part of the simulator: its datasets, how their invitations look,
+/// and the handlers of its API and identity services.
+#[async_trait::async_trait]
+pub trait SimProvider: Send + Sync {
+    /// The invitation lists a tenant of this cloud may have.
+    fn datasets(&self) -> &'static [Dataset];
+
+    /// `n` invitations of `dataset` in this cloud's id and target formats
+    /// (deterministic for a seed, times relative to `now`).
+    fn generate(
+        &self,
+        dataset: Dataset,
+        n: usize,
+        seed: u64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<Handshake>;
+
+    /// Answer `req` if it is addressed to this cloud (its API, STS, metadata or
+    /// IAM); `None` leaves it to the next provider in registry order.
+    async fn handle(&self, sim: &Sim, req: &SimRequest) -> Option<SimResponse>;
 }
 
 /// A fault to inject into the next matching requests.
@@ -259,10 +325,9 @@ struct SimState {
     sessions: HashMap<String, Session>,
     /// Lifetime of newly issued credentials; `None` = [`DEFAULT_CREDENTIAL_LIFETIME`].
     credential_lifetime: Option<Duration>,
-    /// Roles, instance identities and identity providers (Alibaba).
-    alibaba_identity: alibaba_identity::IdentityState,
-    /// Agencies, metadata and identity providers (Huawei).
-    huawei_identity: huawei_identity::IdentityState,
+    /// Each provider's own simulator state (its identity services' roles,
+    /// metadata, identity providers), by type.
+    provider_state: HashMap<std::any::TypeId, Box<dyn std::any::Any + Send>>,
 }
 
 /// The simulator's shared state.
@@ -296,6 +361,7 @@ impl Drop for InFlight<'_> {
 }
 
 /// What a provider handler needs to know about a request.
+#[derive(Clone)]
 pub struct SimRequest {
     pub method: Method,
     pub path: String,
@@ -544,20 +610,35 @@ impl Sim {
             .count()
     }
 
-    /// Run `f` on the Alibaba identity configuration (roles, instance role, OIDC).
-    pub fn with_alibaba_identity<R>(
-        &self,
-        f: impl FnOnce(&mut alibaba_identity::IdentityState) -> R,
-    ) -> R {
-        f(&mut self.lock().alibaba_identity)
+    /// Access key id, secret and provider of every tenant with data, sorted.
+    pub fn tenant_keys(&self) -> Vec<(String, String, crate::model::Provider)> {
+        let mut keys: Vec<_> = self
+            .lock()
+            .tenants
+            .values()
+            .filter_map(|t| {
+                let provider = t.datasets.keys().find_map(|d| d.provider())?;
+                Some((t.access_key_id.clone(), t.secret.clone(), provider))
+            })
+            .collect();
+        keys.sort();
+        keys
     }
 
-    /// Run `f` on the Huawei identity configuration (metadata, IdP, IAM).
-    pub fn with_huawei_identity<R>(
-        &self,
-        f: impl FnOnce(&mut huawei_identity::IdentityState) -> R,
-    ) -> R {
-        f(&mut self.lock().huawei_identity)
+    /// Run `f` on a provider's own simulator state of type `T` (created empty on
+    /// first use).
+    pub fn with_state<T: Default + Send + 'static, R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut state = self.lock();
+        let entry = state
+            .provider_state
+            .entry(std::any::TypeId::of::<T>())
+            .or_insert_with(|| Box::new(T::default()));
+        match entry.downcast_mut::<T>() {
+            Some(t) => f(t),
+            // Unreachable (the entry is keyed by its type); a fresh value keeps the
+            // simulator serving.
+            None => f(&mut T::default()),
+        }
     }
 
     /// A copy of a tenant's dataset.
@@ -686,19 +767,16 @@ async fn route(sim: &Arc<Sim>, req: Request<Incoming>) -> Response<Body> {
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    // Identity services first (STS, metadata, IAM): each claims its own requests.
-    if let Some(response) = alibaba_identity::handle(sim, &request).await {
-        return to_response(response);
+    // Each provider claims its own requests, in registry order.
+    for provider in crate::model::Provider::ALL {
+        if let Some(response) = provider.kind().sim().handle(sim, &request).await {
+            return to_response(response);
+        }
     }
-    if let Some(response) = huawei_identity::handle(sim, &request).await {
-        return to_response(response);
-    }
-    let response = if request.path.starts_with("/v1/") {
-        huawei::handle(sim, request).await
-    } else {
-        alibaba::handle(sim, request).await
-    };
-    to_response(response)
+    to_response(SimResponse::json(
+        404,
+        &serde_json::json!({"error": "no simulated cloud serves this request"}),
+    ))
 }
 
 /// Tenant to create through the control API.
@@ -710,14 +788,9 @@ struct TenantSpec {
     security_token: Option<String>,
     #[serde(default)]
     seed: u64,
-    #[serde(default)]
-    alibaba_resource_directory: usize,
-    #[serde(default)]
-    alibaba_account: usize,
-    #[serde(default)]
-    huawei_sent: usize,
-    #[serde(default)]
-    huawei_received: usize,
+    /// Invitations to generate per dataset (`alibaba_resource_directory: 100`, …).
+    #[serde(flatten)]
+    datasets: BTreeMap<String, usize>,
 }
 
 fn control(sim: &Sim, req: &SimRequest) -> SimResponse {
@@ -752,15 +825,10 @@ fn control(sim: &Sim, req: &SimRequest) -> SimResponse {
                 let mut t = Tenant::new(&spec.access_key_id, &spec.secret);
                 t.security_token = spec.security_token;
                 let now = chrono::Utc::now();
-                for (d, n) in [
-                    (
-                        Dataset::AlibabaResourceDirectory,
-                        spec.alibaba_resource_directory,
-                    ),
-                    (Dataset::AlibabaAccount, spec.alibaba_account),
-                    (Dataset::HuaweiSent, spec.huawei_sent),
-                    (Dataset::HuaweiReceived, spec.huawei_received),
-                ] {
+                for (name, n) in spec.datasets {
+                    let Some(d) = Dataset::parse(&name) else {
+                        return bad(format!("unknown dataset {name:?}"));
+                    };
                     if n > 0 {
                         t.datasets.insert(d, data::generate(d, n, spec.seed, now));
                     }

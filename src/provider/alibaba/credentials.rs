@@ -217,7 +217,7 @@ fn is_role_arn(arn: &str) -> bool {
 
 /// STS's rule for RoleSessionName: 2 to 64 of `A-Za-z0-9.@-_`.
 fn role_session_name(ctx: &CredCtx<'_>, raw: &RawCredentials) -> Result<String, ConfigError> {
-    let Some(name) = ctx.string(&raw.role_session_name) else {
+    let Some(name) = ctx.string(&raw.get("role_session_name")) else {
         return Ok(DEFAULT_ROLE_SESSION_NAME.into());
     };
     let ok = (2..=64).contains(&name.len())
@@ -228,7 +228,7 @@ fn role_session_name(ctx: &CredCtx<'_>, raw: &RawCredentials) -> Result<String, 
         Ok(name)
     } else {
         Err(ctx.err(
-            line_of(&raw.role_session_name),
+            line_of(&raw.get("role_session_name")),
             "role_session_name",
             "must be 2 to 64 characters of A-Z a-z 0-9 . @ - _",
         ))
@@ -254,7 +254,7 @@ fn endpoint_url(value: &str) -> Result<String, String> {
 /// `ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED`, else `https://sts.aliyuncs.com`. Clusters
 /// without internet egress reach only the VPC endpoint.
 pub fn sts_endpoint(ctx: &CredCtx<'_>, raw: &RawCredentials) -> Result<String, ConfigError> {
-    if let Some(v) = &raw.sts_endpoint {
+    if let Some(v) = &raw.get("sts_endpoint") {
         return endpoint_url(&v.value).map_err(|m| ctx.err(v.referenced.line(), "sts_endpoint", m));
     }
     if let Some(v) = ctx.env(ENV_STS_ENDPOINT) {
@@ -274,17 +274,17 @@ pub fn sts_endpoint(ctx: &CredCtx<'_>, raw: &RawCredentials) -> Result<String, C
 }
 
 fn ram_role_arn(ctx: &mut CredCtx<'_>, raw: &RawCredentials) -> Result<RamRoleArn, ConfigError> {
-    let role_arn = ctx.required(&raw.role_arn, "role_arn", "ram_role_arn", None)?;
-    check_role_arn(ctx, line_of(&raw.role_arn), "role_arn", &role_arn)?;
+    let role_arn = ctx.required(&raw.get("role_arn"), "role_arn", "ram_role_arn", None)?;
+    check_role_arn(ctx, line_of(&raw.get("role_arn")), "role_arn", &role_arn)?;
     // The base key: in the block when any of its keys is there, else the
     // environment, as the SDK's RAMRoleARNCredentialsProvider builder does.
     let in_block = [
-        &raw.access_key_id,
-        &raw.access_key_id_file,
-        &raw.access_key_secret,
-        &raw.access_key_secret_file,
-        &raw.security_token,
-        &raw.security_token_file,
+        &raw.get("access_key_id"),
+        &raw.get("access_key_id_file"),
+        &raw.get("access_key_secret"),
+        &raw.get("access_key_secret_file"),
+        &raw.get("security_token"),
+        &raw.get("security_token_file"),
     ]
     .iter()
     .any(|k| k.is_some());
@@ -306,9 +306,14 @@ fn ram_role_arn(ctx: &mut CredCtx<'_>, raw: &RawCredentials) -> Result<RamRoleAr
         base,
         role_arn,
         role_session_name: role_session_name(ctx, raw)?,
-        external_id: ctx.string(&raw.external_id),
-        policy: ctx.string(&raw.policy),
-        duration: ctx.duration(&raw.duration, "duration", DEFAULT_DURATION, MIN_DURATION)?,
+        external_id: ctx.string(&raw.get("external_id")),
+        policy: ctx.string(&raw.get("policy")),
+        duration: ctx.duration(
+            &raw.get("duration"),
+            "duration",
+            DEFAULT_DURATION,
+            MIN_DURATION,
+        )?,
         sts_endpoint: sts_endpoint(ctx, raw)?,
     })
 }
@@ -334,17 +339,17 @@ fn readable_env_file(
 
 fn oidc_role_arn(ctx: &mut CredCtx<'_>, raw: &RawCredentials) -> Result<OidcRoleArn, ConfigError> {
     let kind = "oidc_role_arn";
-    let role_arn = ctx.required(&raw.role_arn, "role_arn", kind, Some(ENV_ROLE_ARN))?;
-    check_role_arn(ctx, line_of(&raw.role_arn), "role_arn", &role_arn)?;
+    let role_arn = ctx.required(&raw.get("role_arn"), "role_arn", kind, Some(ENV_ROLE_ARN))?;
+    check_role_arn(ctx, line_of(&raw.get("role_arn")), "role_arn", &role_arn)?;
     let oidc_provider_arn = ctx.required(
-        &raw.oidc_provider_arn,
+        &raw.get("oidc_provider_arn"),
         "oidc_provider_arn",
         kind,
         Some(ENV_OIDC_PROVIDER_ARN),
     )?;
     // Projected service-account tokens are mode 0644 by default; unlike key files,
     // no warning about that (the token is short-lived and audience-bound).
-    let oidc_token_file = match &raw.oidc_token_file {
+    let oidc_token_file = match &raw.get("oidc_token_file") {
         Some(v) => {
             let path = PathBuf::from(v.value.trim());
             std::fs::File::open(&path).map_err(|e| {
@@ -366,17 +371,25 @@ fn oidc_role_arn(ctx: &mut CredCtx<'_>, raw: &RawCredentials) -> Result<OidcRole
         oidc_provider_arn,
         oidc_token_file,
         role_session_name: role_session_name(ctx, raw)?,
-        policy: ctx.string(&raw.policy),
-        duration: ctx.duration(&raw.duration, "duration", DEFAULT_DURATION, MIN_DURATION)?,
+        policy: ctx.string(&raw.get("policy")),
+        duration: ctx.duration(
+            &raw.get("duration"),
+            "duration",
+            DEFAULT_DURATION,
+            MIN_DURATION,
+        )?,
         sts_endpoint: sts_endpoint(ctx, raw)?,
     })
 }
 
 fn ecs_ram_role(ctx: &mut CredCtx<'_>, raw: &RawCredentials) -> Result<EcsRamRole, ConfigError> {
     let metadata_endpoint = ctx
-        .endpoint(&raw.metadata_endpoint, "metadata_endpoint")?
+        .endpoint(&raw.get("metadata_endpoint"), "metadata_endpoint")?
         .unwrap_or_else(|| DEFAULT_METADATA_ENDPOINT.into());
-    let imdsv1_fallback = match &raw.imdsv1_fallback {
+    let flag = raw
+        .flag("imdsv1_fallback")
+        .map_err(|(line, m)| ctx.err(line, "imdsv1_fallback", m))?;
+    let imdsv1_fallback = match flag {
         Some(v) => v.value,
         None => !ctx
             .env(ENV_IMDSV1_DISABLED)
@@ -384,7 +397,7 @@ fn ecs_ram_role(ctx: &mut CredCtx<'_>, raw: &RawCredentials) -> Result<EcsRamRol
     };
     Ok(EcsRamRole {
         role_name: ctx
-            .string(&raw.role_name)
+            .string(&raw.get("role_name"))
             .or_else(|| ctx.env(ENV_ECS_METADATA).map(|v| v.trim().to_string())),
         metadata_endpoint,
         imdsv1_fallback,
@@ -570,22 +583,43 @@ fn profile_section(
 
 /// The fetcher for a source's credentials.
 pub fn fetcher(config: &CredentialConfig) -> Box<dyn CredentialFetcher> {
-    match config {
-        CredentialConfig::Alibaba(AlibabaCredentialConfig::AccessKey(keys)) => {
+    if let CredentialConfig::Static(c) = config {
+        return Box::new(FixedFetcher(c.clone()));
+    }
+    match config.provider_config::<AlibabaCredentialConfig>() {
+        Some(AlibabaCredentialConfig::AccessKey(keys)) => {
             Box::new(StaticKeyFetcher::new(keys.clone(), None))
         }
-        CredentialConfig::Alibaba(AlibabaCredentialConfig::RamRoleArn(c)) => {
+        Some(AlibabaCredentialConfig::RamRoleArn(c)) => {
             Box::new(super::sts::AssumeRoleFetcher::new(c.clone()))
         }
-        CredentialConfig::Alibaba(AlibabaCredentialConfig::OidcRoleArn(c)) => {
+        Some(AlibabaCredentialConfig::OidcRoleArn(c)) => {
             Box::new(super::sts::AssumeRoleWithOidcFetcher::new(c.clone()))
         }
-        CredentialConfig::Alibaba(AlibabaCredentialConfig::EcsRamRole(c)) => {
+        Some(AlibabaCredentialConfig::EcsRamRole(c)) => {
             Box::new(super::metadata::EcsRamRoleFetcher::new(c.clone()))
         }
-        CredentialConfig::Static(c) => Box::new(FixedFetcher(c.clone())),
-        // A Huawei block on an Alibaba source cannot come out of the parser.
-        CredentialConfig::Huawei(_) => Box::new(crate::credentials::Misconfigured),
+        // Another provider's block on an Alibaba source cannot come out of the parser.
+        None => Box::new(crate::credentials::Misconfigured),
+    }
+}
+
+impl crate::credentials::ProviderCredentials for AlibabaCredentialConfig {
+    fn kind(&self) -> &'static str {
+        AlibabaCredentialConfig::kind(self)
+    }
+
+    fn token_endpoints(&self) -> Vec<(&'static str, &str)> {
+        AlibabaCredentialConfig::token_endpoints(self)
+    }
+
+    fn read_static(&self) -> Option<crate::secret::Credentials> {
+        match self {
+            AlibabaCredentialConfig::AccessKey(k) => {
+                StaticKeyFetcher::new(k.clone(), None).read_now().ok()
+            }
+            _ => None,
+        }
     }
 }
 

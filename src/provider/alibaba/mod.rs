@@ -7,12 +7,18 @@
 //! pages and refuses answers that do not add up.
 
 pub mod credentials;
+mod kind;
 pub mod metadata;
 pub mod sign;
 pub mod sts;
 pub mod wire;
 
-use crate::config::{AlibabaSignature, SourceConfig, View};
+pub use kind::{
+    AlibabaSettings, AlibabaSignature, DEFAULT_ENDPOINT, DEMO_AK, DEMO_ROLE_ARN, DEMO_SECRET, KIND,
+    MAX_PAGE_SIZE,
+};
+
+use crate::config::{SourceConfig, View};
 use crate::credentials::{CredentialCache, CredentialStatus};
 use crate::error::{ApiError, Reason};
 use crate::model::{Handshake, Provider};
@@ -51,7 +57,7 @@ pub struct AlibabaClient {
     transport: Transport,
     source: Arc<str>,
     view: View,
-    /// For `View::Ids`: the configured ids, duplicates removed, order kept.
+    /// For `View::IDS`: the configured ids, duplicates removed, order kept.
     handshake_ids: Vec<String>,
     signature: AlibabaSignature,
     page_size: u64,
@@ -241,7 +247,7 @@ impl AlibabaClient {
             source: Arc::from(source.name.as_str()),
             view: source.view,
             handshake_ids,
-            signature: source.signature,
+            signature: AlibabaSettings::of(source).signature,
             page_size: u64::from(source.page_size.max(1)),
             credentials: CredentialCache::new(
                 credentials::fetcher(&source.credentials),
@@ -448,16 +454,16 @@ impl HandshakeProvider for AlibabaClient {
     }
 
     async fn fetch(&self, deadline: Instant) -> Result<Listing, ApiError> {
-        match self.view {
-            View::ResourceDirectory => self
+        match self.view.as_str() {
+            "resource_directory" => self
                 .list_all(ACTION_LIST_FOR_RESOURCE_DIRECTORY, deadline)
                 .await
                 .map(Listing::from),
-            View::Account => self
+            "account" => self
                 .list_all(ACTION_LIST_FOR_ACCOUNT, deadline)
                 .await
                 .map(Listing::from),
-            View::Ids => {
+            "ids" => {
                 // Owned ids: a closure over `&String` trips the higher-ranked
                 // lifetime check of the `Send` future async_trait requires.
                 let outcomes = stream::iter(self.handshake_ids.iter().cloned())
@@ -473,8 +479,8 @@ impl HandshakeProvider for AlibabaClient {
                     .await?;
                 Ok(Listing::from_ids(outcomes))
             }
-            // Config validation keeps Huawei views away from Alibaba sources.
-            View::Sent | View::Received => Err(ApiError::new(
+            // Config validation keeps other providers' views away from Alibaba sources.
+            _ => Err(ApiError::new(
                 Reason::BadRequest,
                 ACTION_LIST_FOR_RESOURCE_DIRECTORY,
                 format!(

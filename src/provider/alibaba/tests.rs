@@ -590,26 +590,20 @@ fn every_attempt_is_signed_with_a_fresh_nonce_and_the_current_date()
 -> Result<(), Box<dyn std::error::Error>> {
     // reqwest is built with `rustls-no-provider`; a client needs one installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let source = SourceConfig {
-        name: "src".into(),
-        provider: Provider::Alibaba,
-        view: View::Account,
-        handshake_ids: Vec::new(),
-        endpoint: "http://127.0.0.1:9".into(),
-        signature: AlibabaSignature::V3,
-        page_size: 100,
-        credentials: Credentials {
+    let mut source = SourceConfig::new(
+        Provider::Alibaba,
+        "src",
+        "http://127.0.0.1:9",
+        Credentials {
             access_key_id: "AK".into(),
             access_key_secret: Secret::new("SK"),
             security_token: None,
             domain_id: None,
-        }
-        .into(),
-        rate_limit: None,
-        connect_timeout: std::time::Duration::from_secs(1),
-        request_timeout: std::time::Duration::from_secs(1),
-        line: 0,
-    };
+        },
+    )
+    .with_view("account", &[]);
+    source.connect_timeout = std::time::Duration::from_secs(1);
+    source.request_timeout = std::time::Duration::from_secs(1);
     let transport = Transport::new(
         Provider::Alibaba,
         "src".into(),

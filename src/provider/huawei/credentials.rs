@@ -10,8 +10,9 @@
 //! `core/auth/provider/{env,profile,credential}_provider.go` (which source wins,
 //! which INI keys) and `core/auth/global_credentials.go` (the domain id lookup).
 
+use super::DEFAULT_ENDPOINT as HUAWEI_DEFAULT_ENDPOINT;
 use super::identity::{DomainLookup, FederatedFetcher, HuaweiFetcher, MetadataFetcher};
-use crate::config::{ConfigError, HUAWEI_DEFAULT_ENDPOINT};
+use crate::config::ConfigError;
 use crate::credentials::{
     CredCtx, CredentialConfig, CredentialFetcher, FixedFetcher, RawCredentials, SecretSource,
     StaticKeyFetcher, StaticKeys,
@@ -145,8 +146,12 @@ pub fn parse(
     let with_common = |extra: &[&'static str]| -> Vec<&'static str> {
         extra.iter().copied().chain(COMMON).collect()
     };
-    let block_domain = ctx.secret("domain_id", &raw.domain_id, &raw.domain_id_file)?;
-    let block_iam = ctx.endpoint(&raw.iam_endpoint, "iam_endpoint")?;
+    let block_domain = ctx.secret(
+        "domain_id",
+        &raw.get("domain_id"),
+        &raw.get("domain_id_file"),
+    )?;
+    let block_iam = ctx.endpoint(&raw.get("iam_endpoint"), "iam_endpoint")?;
     let (identity, chain, found) = match kind.as_str() {
         "access_key" => {
             ctx.only(raw, "access_key", &with_common(&ACCESS_KEY_KEYS))?;
@@ -159,7 +164,7 @@ pub fn parse(
         "metadata" => {
             ctx.only(raw, "metadata", &with_common(&["metadata_endpoint"]))?;
             let endpoint = ctx
-                .endpoint(&raw.metadata_endpoint, "metadata_endpoint")?
+                .endpoint(&raw.get("metadata_endpoint"), "metadata_endpoint")?
                 .unwrap_or_else(|| DEFAULT_METADATA_ENDPOINT.to_string());
             (
                 HuaweiIdentity::Metadata { endpoint },
@@ -169,17 +174,15 @@ pub fn parse(
         }
         "federated" => {
             ctx.only(raw, "federated", &with_common(&["idp_id", "id_token_file"]))?;
-            let idp_id = ctx.required(&raw.idp_id, "idp_id", "federated", Some(ENV_IDP_ID))?;
+            let idp_id =
+                ctx.required(&raw.get("idp_id"), "idp_id", "federated", Some(ENV_IDP_ID))?;
             let path = ctx.required(
-                &raw.id_token_file,
+                &raw.get("id_token_file"),
                 "id_token_file",
                 "federated",
                 Some(ENV_ID_TOKEN_FILE),
             )?;
-            let line = raw
-                .id_token_file
-                .as_ref()
-                .map_or(0, |v| v.referenced.line());
+            let line = raw.get("id_token_file").map_or(0, |v| v.referenced.line());
             let id_token_file = token_file(ctx, line, &path, ENV_ID_TOKEN_FILE)?;
             (
                 HuaweiIdentity::Federated {
@@ -424,8 +427,11 @@ pub fn fetcher(
     config: &CredentialConfig,
     organizations_endpoint: &str,
 ) -> Box<dyn CredentialFetcher> {
-    match config {
-        CredentialConfig::Huawei(c) => {
+    if let CredentialConfig::Static(c) = config {
+        return Box::new(FixedFetcher(c.clone()));
+    }
+    match config.provider_config::<HuaweiCredentialConfig>() {
+        Some(c) => {
             let lookup = c.domain_lookup_endpoint(organizations_endpoint);
             let iam = c
                 .iam_endpoint
@@ -459,8 +465,36 @@ pub fn fetcher(
                 lookup.map(DomainLookup::new),
             ))
         }
-        CredentialConfig::Static(c) => Box::new(FixedFetcher(c.clone())),
-        CredentialConfig::Alibaba(_) => Box::new(crate::credentials::Misconfigured),
+        // Another provider's block on a Huawei source cannot come out of the parser.
+        None => Box::new(crate::credentials::Misconfigured),
+    }
+}
+
+impl crate::credentials::ProviderCredentials for HuaweiCredentialConfig {
+    fn kind(&self) -> &'static str {
+        HuaweiCredentialConfig::kind(self)
+    }
+
+    fn token_endpoints(&self) -> Vec<(&'static str, &str)> {
+        HuaweiCredentialConfig::token_endpoints(self)
+    }
+
+    fn read_static(&self) -> Option<crate::secret::Credentials> {
+        match &self.identity {
+            HuaweiIdentity::AccessKey(k) => {
+                StaticKeyFetcher::new(k.clone(), self.domain_id.clone())
+                    .read_now()
+                    .ok()
+            }
+            _ => None,
+        }
+    }
+
+    fn domain_id(&self) -> Option<String> {
+        match &self.domain_id {
+            Some(crate::credentials::SecretSource::Value(v)) => Some(v.expose().to_string()),
+            _ => None,
+        }
     }
 }
 
@@ -477,10 +511,10 @@ mod tests {
     }
 
     fn huawei(c: &Config) -> Option<&HuaweiCredentialConfig> {
-        match &c.sources.first()?.credentials {
-            CredentialConfig::Huawei(h) => Some(h),
-            _ => None,
-        }
+        c.sources
+            .first()?
+            .credentials
+            .provider_config::<HuaweiCredentialConfig>()
     }
 
     fn block(lines: &str) -> String {

@@ -4,8 +4,11 @@
 
 pub mod credentials;
 pub mod identity;
+mod kind;
 pub mod sign;
 pub mod wire;
+
+pub use kind::{DEFAULT_ENDPOINT, DEMO_AK, DEMO_DOMAIN, DEMO_SECRET, KIND, MAX_LIMIT};
 
 use crate::config::{SourceConfig, View};
 use crate::credentials::{CredentialCache, CredentialStatus};
@@ -313,12 +316,12 @@ impl HandshakeProvider for HuaweiClient {
     }
 
     async fn fetch(&self, deadline: Instant) -> Result<Listing, ApiError> {
-        match self.view {
-            View::Received => self
+        match self.view.as_str() {
+            "received" => self
                 .list_pages(ACTION_LIST_RECEIVED, PATH_LIST_RECEIVED, deadline)
                 .await
                 .map(Listing::from),
-            View::Ids => {
+            "ids" => {
                 // By index: a closure over `&String` trips the compiler's higher-ranked
                 // lifetime check inside the boxed `Send` future of async_trait.
                 let ids = &self.handshake_ids;
@@ -336,7 +339,7 @@ impl HandshakeProvider for HuaweiClient {
                 Ok(Listing::from_ids(outcomes))
             }
             // Config only allows sent/received/ids for Huawei; sent is the default.
-            View::Sent | View::ResourceDirectory | View::Account => self
+            _ => self
                 .list_pages(ACTION_LIST_SENT, PATH_LIST_SENT, deadline)
                 .await
                 .map(Listing::from),
@@ -351,7 +354,6 @@ impl HandshakeProvider for HuaweiClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AlibabaSignature;
     use crate::metrics::ExporterMetrics;
     use crate::secret::Secret;
     use crate::transport::{RetryPolicy, TransportSettings};
@@ -370,20 +372,10 @@ mod tests {
 
     fn client(endpoint: &str) -> Result<HuaweiClient, String> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let source = SourceConfig {
-            name: "hw".into(),
-            provider: Provider::Huawei,
-            view: View::Sent,
-            handshake_ids: vec![],
-            endpoint: endpoint.into(),
-            signature: AlibabaSignature::default(),
-            page_size: 100,
-            credentials: creds().into(),
-            rate_limit: None,
-            connect_timeout: Duration::from_secs(1),
-            request_timeout: Duration::from_secs(1),
-            line: 0,
-        };
+        let mut source = SourceConfig::new(Provider::Huawei, "hw", endpoint, creds());
+        source.page_size = 100;
+        source.connect_timeout = Duration::from_secs(1);
+        source.request_timeout = Duration::from_secs(1);
         let transport = Transport::new(
             Provider::Huawei,
             "hw".into(),

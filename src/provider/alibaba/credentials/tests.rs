@@ -14,10 +14,9 @@ fn load_env(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
 }
 
 fn alibaba(c: &Config) -> Option<&AlibabaCredentialConfig> {
-    match &c.sources[0].credentials {
-        CredentialConfig::Alibaba(a) => Some(a),
-        _ => None,
-    }
+    c.sources[0]
+        .credentials
+        .provider_config::<AlibabaCredentialConfig>()
 }
 
 fn source(block: &str) -> String {

@@ -1,23 +1,19 @@
 //! Configuration file: parsing, validation with file:line:field errors, credential
 //! resolution (inline, `<key>_file`, environment).
 
-use crate::credentials::{CredCtx, CredentialConfig, RawCredentials};
+mod source;
+
+pub use source::{RawValue, SourceCtx};
+
+use crate::credentials::CredentialConfig;
 use crate::model::Provider;
+use crate::provider::Settings;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Default Alibaba endpoint (one host serves every region).
-pub const ALIBABA_DEFAULT_ENDPOINT: &str = "https://resourcemanager.aliyuncs.com";
-/// Default Huawei endpoint (Organizations is a global service).
-pub const HUAWEI_DEFAULT_ENDPOINT: &str = "https://organizations.myhuaweicloud.com";
-/// Alibaba's maximum PageSize.
-pub const ALIBABA_MAX_PAGE_SIZE: u32 = 100;
-/// Huawei's documented maximum `limit`.
-pub const HUAWEI_MAX_LIMIT: u32 = 2000;
 
 /// A configuration problem, located as precisely as the file allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,41 +40,18 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// What a source lists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum View {
-    /// Alibaba ListHandshakesForResourceDirectory.
-    ResourceDirectory,
-    /// Alibaba ListHandshakesForAccount.
-    Account,
-    /// Huawei ListHandshakes (sent by the organization).
-    Sent,
-    /// Huawei ListReceivedHandshakes.
-    Received,
-    /// GetHandshake / ShowHandshake for each of `handshake_ids`.
-    Ids,
-}
+/// What a source lists: one of its provider's views (the provider names them and
+/// maps each to its list call), or `ids`, one get call per configured id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct View(pub &'static str);
 
 impl View {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            View::ResourceDirectory => "resource_directory",
-            View::Account => "account",
-            View::Sent => "sent",
-            View::Received => "received",
-            View::Ids => "ids",
-        }
-    }
-}
+    /// GetHandshake / ShowHandshake / DescribeHandshake for each of `handshake_ids`.
+    pub const IDS: View = View("ids");
 
-/// Alibaba signature algorithm.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum AlibabaSignature {
-    /// ACS3-HMAC-SHA256, what the official SDK uses by default.
-    #[default]
-    V3,
-    /// Classic RPC HMAC-SHA1 (`SignatureVersion=1.0`).
-    V1,
+    pub const fn as_str(self) -> &'static str {
+        self.0
+    }
 }
 
 /// Which invitations get per-invitation series.
@@ -117,9 +90,10 @@ pub struct SourceConfig {
     pub handshake_ids: Vec<String>,
     /// Base URL without trailing slash.
     pub endpoint: String,
-    pub signature: AlibabaSignature,
-    /// Page size: Alibaba PageSize (1–100, default 100) or Huawei limit (1–2000, default 2000).
+    /// Page size of the list calls, within the provider's bounds.
     pub page_size: u32,
+    /// The provider's own settings (see [`crate::provider::ProviderKind::parse_section`]).
+    pub settings: Settings,
     pub credentials: CredentialConfig,
     /// API requests per second, if limited.
     pub rate_limit: Option<f64>,
@@ -130,6 +104,41 @@ pub struct SourceConfig {
 }
 
 impl SourceConfig {
+    /// A source built in code (tests, `--demo`): the provider's default view and
+    /// section, default timeouts, no rate limit.
+    pub fn new(
+        provider: Provider,
+        name: &str,
+        endpoint: &str,
+        credentials: impl Into<CredentialConfig>,
+    ) -> SourceConfig {
+        let kind = provider.kind();
+        let section = kind.default_section();
+        SourceConfig {
+            name: name.into(),
+            provider,
+            view: View(kind.views()[0]),
+            handshake_ids: Vec::new(),
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            page_size: section.page_size,
+            settings: section.settings,
+            credentials: credentials.into(),
+            rate_limit: None,
+            connect_timeout: std::time::Duration::from_secs(5),
+            request_timeout: std::time::Duration::from_secs(10),
+            line: 0,
+        }
+    }
+
+    /// The same source with another view (and, for `ids`, these ids).
+    pub fn with_view(mut self, view: &str, ids: &[&str]) -> SourceConfig {
+        if let Some(v) = self.provider.kind().views().iter().find(|v| **v == view) {
+            self.view = View(v);
+        }
+        self.handshake_ids = ids.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
     /// Whether two configurations would fetch the same data the same way (line
     /// numbers aside). Reload keeps the cache of sources for which this holds.
     pub fn same_settings(&self, other: &SourceConfig) -> bool {
@@ -277,24 +286,7 @@ struct RawConfig {
     max_concurrent_requests: Option<S<u64>>,
     max_invitation_series: Option<S<u64>>,
     #[serde(default)]
-    sources: Vec<S<RawSource>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSource {
-    name: Option<S<String>>,
-    provider: Option<S<String>>,
-    view: Option<S<String>>,
-    handshake_ids: Option<S<Vec<S<String>>>>,
-    endpoint: Option<S<String>>,
-    signature: Option<S<String>>,
-    page_size: Option<S<u64>>,
-    limit: Option<S<u64>>,
-    rate_limit: Option<S<f64>>,
-    connect_timeout: Option<S<String>>,
-    request_timeout: Option<S<String>>,
-    credentials: Option<S<RawCredentials>>,
+    sources: Vec<S<source::RawSource>>,
 }
 
 /// Reads the environment; injectable so tests do not depend on the real one.
@@ -450,13 +442,12 @@ pub fn load_str(text: &str, file: &Path, env: EnvLookup<'_>) -> Result<Config, C
 
     let mut names = HashSet::new();
     for (i, source) in raw.sources.iter().enumerate() {
-        let parsed = parse_source(&mut ctx, i, source)?;
+        let parsed = source::parse_source(&mut ctx, i, source)?;
         if !names.insert(parsed.name.clone()) {
             return Err(ctx.err(
                 source
                     .value
-                    .name
-                    .as_ref()
+                    .get("name")
                     .map_or(source.referenced.line(), |n| n.referenced.line()),
                 format!("sources[{i}].name"),
                 format!("duplicate source name {:?}", parsed.name),
@@ -502,308 +493,6 @@ fn parse_windows(ctx: &Ctx<'_>, raw: &S<Vec<S<String>>>) -> Result<Vec<ExpiryWin
     Ok(windows)
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-fn parse_source(
-    ctx: &mut Ctx<'_>,
-    i: usize,
-    source: &S<RawSource>,
-) -> Result<SourceConfig, ConfigError> {
-    let src = &source.value;
-    let line = source.referenced.line();
-    let f = |name: &str| format!("sources[{i}].{name}");
-
-    let name = src.name.as_ref().ok_or_else(|| {
-        ctx.err(
-            line,
-            f("name"),
-            "missing (every source needs a unique name)",
-        )
-    })?;
-    if !valid_name(&name.value) {
-        return Err(ctx.err(
-            name.referenced.line(),
-            f("name"),
-            format!(
-                "{:?} must match [A-Za-z0-9_-]+ (at most 64 characters)",
-                name.value
-            ),
-        ));
-    }
-    let label = format!("source {:?}", name.value);
-    let provider = src.provider.as_ref().ok_or_else(|| {
-        ctx.err(
-            line,
-            f("provider"),
-            format!("{label}: missing (alibaba or huawei)"),
-        )
-    })?;
-    let provider_kind = match provider.value.as_str() {
-        "alibaba" => Provider::Alibaba,
-        "huawei" => Provider::Huawei,
-        other => {
-            return Err(ctx.err(
-                provider.referenced.line(),
-                f("provider"),
-                format!("{label}: unknown provider {other:?} (use alibaba or huawei)"),
-            ));
-        }
-    };
-
-    let (default_view, allowed): (&str, &[&str]) = match provider_kind {
-        Provider::Alibaba => (
-            "resource_directory",
-            &["resource_directory", "account", "ids"],
-        ),
-        Provider::Huawei => ("sent", &["sent", "received", "ids"]),
-    };
-    let (view_str, view_line) = src.view.as_ref().map_or((default_view, line), |v| {
-        (v.value.as_str(), v.referenced.line())
-    });
-    if !allowed.contains(&view_str) {
-        return Err(ctx.err(
-            view_line,
-            f("view"),
-            format!(
-                "{label}: view {view_str:?} is not valid for provider {} (use {})",
-                provider_kind,
-                allowed.join(", ")
-            ),
-        ));
-    }
-    let view = match view_str {
-        "resource_directory" => View::ResourceDirectory,
-        "account" => View::Account,
-        "sent" => View::Sent,
-        "received" => View::Received,
-        _ => View::Ids,
-    };
-
-    let handshake_ids: Vec<String> = src
-        .handshake_ids
-        .as_ref()
-        .map(|ids| {
-            ids.value
-                .iter()
-                .map(|s| s.value.trim().to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    match (view, &src.handshake_ids) {
-        (View::Ids, _) if handshake_ids.is_empty() => {
-            return Err(ctx.err(
-                view_line,
-                f("handshake_ids"),
-                format!("{label}: view ids needs a non-empty handshake_ids list"),
-            ));
-        }
-        (View::Ids, Some(ids)) => {
-            for (j, id) in ids.value.iter().enumerate() {
-                let v = id.value.trim();
-                if v.is_empty() || v.len() > 64 || v.contains(char::is_whitespace) {
-                    return Err(ctx.err(
-                        id.referenced.line(),
-                        format!("sources[{i}].handshake_ids[{j}]"),
-                        format!("{label}: invalid handshake id {v:?}"),
-                    ));
-                }
-            }
-        }
-        (_, Some(ids)) => {
-            return Err(ctx.err(
-                ids.referenced.line(),
-                f("handshake_ids"),
-                format!("{label}: handshake_ids is only used with view: ids"),
-            ));
-        }
-        _ => {}
-    }
-
-    let endpoint = match &src.endpoint {
-        None => match provider_kind {
-            Provider::Alibaba => ALIBABA_DEFAULT_ENDPOINT.to_string(),
-            Provider::Huawei => HUAWEI_DEFAULT_ENDPOINT.to_string(),
-        },
-        Some(e) => {
-            let v = e.value.trim().trim_end_matches('/');
-            let ok = (v.starts_with("https://") || v.starts_with("http://"))
-                && reqwest::Url::parse(v)
-                    .is_ok_and(|u| u.host_str().is_some() && u.query().is_none());
-            if !ok {
-                return Err(ctx.err(
-                    e.referenced.line(),
-                    f("endpoint"),
-                    format!(
-                        "{label}: endpoint {v:?} must be an http(s) URL such as https://host[:port]"
-                    ),
-                ));
-            }
-            if let Ok(url) = reqwest::Url::parse(v)
-                && url.scheme() == "http"
-                && !crate::transport::is_loopback(&url)
-            {
-                ctx.warnings.push(format!(
-                    "{label}: endpoint {v:?} uses plain http:// to a host that is not loopback: \
-                     signed requests and security tokens cross the network unencrypted"
-                ));
-            }
-            v.to_string()
-        }
-    };
-
-    let signature = match &src.signature {
-        None => AlibabaSignature::V3,
-        Some(s) if provider_kind != Provider::Alibaba => {
-            return Err(ctx.err(
-                s.referenced.line(),
-                f("signature"),
-                format!("{label}: signature applies to alibaba sources only"),
-            ));
-        }
-        Some(s) => match s.value.as_str() {
-            "v3" => AlibabaSignature::V3,
-            "v1" => AlibabaSignature::V1,
-            other => {
-                return Err(ctx.err(
-                    s.referenced.line(),
-                    f("signature"),
-                    format!("{label}: unknown signature {other:?} (use v3 or v1)"),
-                ));
-            }
-        },
-    };
-
-    let (size_field, max, default) = match provider_kind {
-        Provider::Alibaba => ("page_size", ALIBABA_MAX_PAGE_SIZE, ALIBABA_MAX_PAGE_SIZE),
-        Provider::Huawei => ("limit", HUAWEI_MAX_LIMIT, HUAWEI_MAX_LIMIT),
-    };
-    let (given, wrong) = match provider_kind {
-        Provider::Alibaba => (&src.page_size, src.limit.as_ref().map(|l| ("limit", l))),
-        Provider::Huawei => (&src.limit, src.page_size.as_ref().map(|p| ("page_size", p))),
-    };
-    if let Some((wrong_name, w)) = wrong {
-        return Err(ctx.err(
-            w.referenced.line(),
-            f(wrong_name),
-            format!(
-                "{label}: {wrong_name} is not used by {provider_kind} sources (use {size_field})"
-            ),
-        ));
-    }
-    let page_size = match given {
-        None => default,
-        Some(p) if p.value >= 1 && p.value <= u64::from(max) => p.value as u32,
-        Some(p) => {
-            return Err(ctx.err(
-                p.referenced.line(),
-                f(size_field),
-                format!("{label}: {size_field} must be between 1 and {max}"),
-            ));
-        }
-    };
-
-    let rate_limit = match &src.rate_limit {
-        None => None,
-        Some(r) if r.value.is_finite() && r.value > 0.0 => Some(r.value),
-        Some(r) => {
-            return Err(ctx.err(
-                r.referenced.line(),
-                f("rate_limit"),
-                format!("{label}: rate_limit must be a positive number of requests per second"),
-            ));
-        }
-    };
-    let connect_timeout = ctx.duration(
-        &src.connect_timeout,
-        &f("connect_timeout"),
-        Duration::from_secs(5),
-    )?;
-    let request_timeout = ctx.duration(
-        &src.request_timeout,
-        &f("request_timeout"),
-        Duration::from_secs(10),
-    )?;
-    for (value, raw, field) in [
-        (connect_timeout, &src.connect_timeout, "connect_timeout"),
-        (request_timeout, &src.request_timeout, "request_timeout"),
-    ] {
-        if value < Duration::from_millis(10) {
-            let l = raw.as_ref().map_or(line, |v| v.referenced.line());
-            return Err(ctx.err(l, f(field), format!("{label}: must be at least 10ms")));
-        }
-    }
-
-    let credentials = resolve_credentials(
-        ctx,
-        i,
-        line,
-        &label,
-        provider_kind,
-        src.credentials.as_ref(),
-    )?;
-
-    Ok(SourceConfig {
-        name: name.value.clone(),
-        provider: provider_kind,
-        view,
-        handshake_ids,
-        endpoint,
-        signature,
-        page_size,
-        credentials,
-        rate_limit,
-        connect_timeout,
-        request_timeout,
-        line,
-    })
-}
-
-fn resolve_credentials(
-    ctx: &mut Ctx<'_>,
-    i: usize,
-    source_line: u64,
-    label: &str,
-    provider: Provider,
-    raw: Option<&S<RawCredentials>>,
-) -> Result<CredentialConfig, ConfigError> {
-    let mut cctx = CredCtx {
-        file: ctx.file,
-        env: ctx.env,
-        warnings: &mut ctx.warnings,
-        index: i,
-        label: label.to_string(),
-        line: raw.map_or(source_line, |c| c.referenced.line()),
-        has_block: raw.is_some(),
-    };
-    let raw = raw.map(|c| &c.value);
-    let config = match provider {
-        Provider::Alibaba => CredentialConfig::Alibaba(
-            crate::provider::alibaba::credentials::parse(&mut cctx, raw)?,
-        ),
-        Provider::Huawei => {
-            CredentialConfig::Huawei(crate::provider::huawei::credentials::parse(&mut cctx, raw)?)
-        }
-    };
-    for (key, url) in config.token_endpoints() {
-        if let Ok(parsed) = reqwest::Url::parse(url)
-            && parsed.scheme() == "http"
-            && !crate::transport::is_loopback(&parsed)
-        {
-            ctx.warnings.push(format!(
-                "{label}: credentials.{key} {url:?} uses plain http:// to a host that is not \
-                 loopback: keys and tokens cross the network unencrypted"
-            ));
-        }
-    }
-    Ok(config)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -845,13 +534,18 @@ sources:
         let a = &c.sources[0];
         assert_eq!(a.endpoint, "http://127.0.0.1:18080");
         assert_eq!(a.page_size, 100);
-        assert_eq!(a.signature, AlibabaSignature::V3);
+        assert_eq!(
+            a.settings
+                .get::<crate::provider::alibaba::AlibabaSettings>()
+                .map(|s| s.signature),
+            Some(crate::provider::alibaba::AlibabaSignature::V3)
+        );
         assert_eq!(a.line, 3);
         let h = &c.sources[1];
-        assert_eq!(h.view, View::Ids);
+        assert_eq!(h.view, View::IDS);
         assert_eq!(h.handshake_ids, ["h-1", "h-2"]);
         assert_eq!(h.page_size, 100);
-        assert_eq!(h.endpoint, HUAWEI_DEFAULT_ENDPOINT);
+        assert_eq!(h.endpoint, crate::provider::huawei::DEFAULT_ENDPOINT);
         assert_eq!(h.credentials.domain_id_for_tests().as_deref(), Some("d1"));
         assert_eq!(c.expiring_windows.len(), 7);
         assert_eq!(c.expiring_windows[6].label, "+Inf");
