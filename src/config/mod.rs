@@ -630,6 +630,39 @@ sources:
     }
 
     #[test]
+    fn keys_of_another_provider_and_typos_are_refused_with_line_and_owner() {
+        // Huawei's `limit` on an Alibaba source names its owner and Alibaba's keys.
+        expect_err(
+            &GOOD.replace("    view: resource_directory\n", "    limit: 10\n"),
+            5,
+            "limit is not used by alibaba sources (it belongs to huawei; alibaba sources take signature, page_size)",
+        );
+        // Alibaba's `signature` on a Huawei source.
+        expect_err(
+            &GOOD.replace("    limit: 100\n", "    signature: v1\n"),
+            14,
+            "sources[1].signature: source \"hw\": signature is not used by huawei sources",
+        );
+        // A key no provider knows.
+        expect_err(
+            &GOOD.replace("    limit: 100\n", "    regoin: x\n"),
+            14,
+            "unknown key \"regoin\"",
+        );
+        // Wrong shapes are named, not panicked on.
+        expect_err(
+            &GOOD.replace("    limit: 100\n", "    limit: [1]\n"),
+            14,
+            "limit must be a whole number, not a list",
+        );
+        expect_err(
+            &GOOD.replace("handshake_ids: [h-1, h-2]", "handshake_ids: h-1"),
+            13,
+            "handshake_ids must be a list",
+        );
+    }
+
+    #[test]
     fn unknown_keys_and_bad_yaml_are_located() {
         let e = load(&GOOD.replace("    view: ids", "    veiw: ids")).err();
         assert!(e.as_ref().is_some_and(|e| e.line == Some(12)), "{e:?}");
