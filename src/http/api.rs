@@ -102,8 +102,8 @@ pub(super) async fn live_get(app: &App, web: &WebOptions, path: &str) -> Respons
             "the live lookup is disabled: start the exporter with --web.enable-live-lookup (cached data: /api/v1/handshakes)".into(),
         );
     }
-    let source = crate::provider::percent_decode(source, false);
-    let id = crate::provider::percent_decode(id, false);
+    let source = crate::query::percent_decode(source, false);
+    let id = crate::query::percent_decode(id, false);
     let rt = app.runtime();
     let Some(cache) = rt.source(&source) else {
         return json_error(

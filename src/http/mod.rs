@@ -277,7 +277,7 @@ pub async fn handle(app: Arc<App>, web: Arc<WebOptions>, req: Request<Incoming>)
             metrics(&app, &web, req.headers(), None).await
         }
         (&Method::GET, "/probe") => {
-            let source = crate::provider::parse_query(&query, true)
+            let source = crate::query::parse_query(&query, true)
                 .into_iter()
                 .find(|(k, _)| k == "source")
                 .map(|(_, v)| v);
