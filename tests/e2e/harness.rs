@@ -334,6 +334,8 @@ pub fn huawei_source(name: &str, endpoint: &str, ak: &str, sk: &str, view: &str)
 type ConfigText = Box<dyn FnOnce(&SimServer) -> String>;
 /// A step run on the simulator before the exporter starts (latency, faults, roles).
 type SimStep = Box<dyn FnOnce(&Sim)>;
+/// A tenant: access key id, secret, and how many invitations of which dataset.
+type TenantSpec = (String, String, Vec<(Dataset, usize)>);
 
 /// The set-up most e2e tests share: a simulator with tenants, a configuration
 /// pointing at it, and the exporter started on that configuration.
@@ -360,7 +362,7 @@ impl Harness {
 
 #[derive(Default)]
 pub struct HarnessBuilder {
-    tenants: Vec<(String, String, Vec<(Dataset, usize)>)>,
+    tenants: Vec<TenantSpec>,
     top: String,
     sources: Vec<ConfigText>,
     config: Option<ConfigText>,
