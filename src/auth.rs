@@ -27,6 +27,16 @@ const CACHE_CAPACITY: usize = 1024;
 
 type Key = [u8; 32];
 
+/// The `WWW-Authenticate` challenge sent with a 401.
+pub const CHALLENGE: &str = "Basic realm=\"handshake_exporter\"";
+
+/// Paths answered without credentials. Health and readiness reveal nothing and must
+/// answer Kubernetes probes, which carry no credentials; everything else is
+/// protected when users are configured.
+pub fn is_open(path: &str) -> bool {
+    matches!(path, "/-/healthy" | "/-/ready")
+}
+
 pub struct BasicAuth {
     /// (user, bcrypt hash), from `basic_auth_users`.
     users: Vec<(String, String)>,

@@ -20,6 +20,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod provider;
+pub mod query;
 pub mod render;
 pub mod secret;
 pub mod sim;

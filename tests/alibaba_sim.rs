@@ -1,7 +1,7 @@
 //! The Alibaba client against the simulated Alibaba endpoint, over real HTTP on
 //! loopback: pagination and call counts, both signatures, STS, faults and reasons.
 
-use handshake_exporter::config::{SourceConfig, View};
+use handshake_exporter::config::View;
 use handshake_exporter::credentials::{CredentialConfig, SecretSource, StaticKeys};
 use handshake_exporter::error::{ApiError, Reason};
 use handshake_exporter::metrics::ExporterMetrics;
@@ -15,13 +15,10 @@ use handshake_exporter::provider::alibaba::{
 use handshake_exporter::provider::alibaba::{AlibabaSettings, AlibabaSignature};
 use handshake_exporter::secret::{Credentials, Secret};
 use handshake_exporter::sim::recorder::{Recorder, json_response, redirect_response};
-use handshake_exporter::sim::{
-    self, Churn, Dataset, Fault, FaultKind, Sim, SimServer, Tenant, data,
-};
-use handshake_exporter::transport::{RetryPolicy, Transport, TransportSettings};
+use handshake_exporter::sim::{Churn, Dataset, Fault, FaultKind, Sim, SimServer, Tenant, data};
+use handshake_exporter::transport::RetryPolicy;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 const AK: &str = "LTAI-test-key";
@@ -33,21 +30,21 @@ const SOURCE: &str = "corp-rd";
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// reqwest is built with `rustls-no-provider`: a crypto provider must be installed
-/// before any client is built, even for plain-HTTP tests.
-fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+mod common;
+use common::{SourceParams, TransportParams};
 
+/// A simulator with the plain tenant (an empty account view) and the STS tenant.
 async fn start_sim() -> Result<SimServer, std::io::Error> {
     let sim = Sim::new();
-    let mut plain = Tenant::new(AK, SECRET);
-    plain.datasets.insert(Dataset::AlibabaAccount, Vec::new());
-    sim.add_tenant(plain);
+    sim.add_tenant(common::tenant(
+        AK,
+        SECRET,
+        &[(Dataset::AlibabaAccount, 0, 42)],
+    ));
     let mut sts = Tenant::new(STS_AK, STS_SECRET);
     sts.security_token = Some(STS_TOKEN.into());
     sim.add_tenant(sts);
-    sim::start(sim, ([127, 0, 0, 1], 0).into()).await
+    common::start_sim(sim).await
 }
 
 /// Put `n` generated invitations in a dataset of a tenant and return them as the
@@ -112,38 +109,36 @@ fn client_with(
     setup: Setup,
     credentials: CredentialConfig,
 ) -> Result<(AlibabaClient, Arc<ExporterMetrics>), String> {
-    install_crypto_provider();
-    let mut source = SourceConfig::new(
+    handshake_exporter::init_crypto();
+    let source = common::source_config(SourceParams {
+        provider: Provider::Alibaba,
+        name: SOURCE.into(),
+        view: setup.view,
+        handshake_ids: setup.handshake_ids,
+        endpoint: setup.endpoint.unwrap_or_else(|| server.url()),
+        credentials,
+        page_size: setup.page_size,
+        settings: Some(Settings::new(AlibabaSettings {
+            signature: setup.signature,
+        })),
+        connect_timeout: Duration::from_secs(1),
+        request_timeout: setup.request_timeout,
+    });
+    let metrics = Arc::new(ExporterMetrics::new(false));
+    let transport = common::transport(
         Provider::Alibaba,
         SOURCE,
-        &setup.endpoint.unwrap_or_else(|| server.url()),
-        credentials,
-    );
-    source.view = setup.view;
-    source.handshake_ids = setup.handshake_ids;
-    source.settings = Settings::new(AlibabaSettings {
-        signature: setup.signature,
-    });
-    source.page_size = setup.page_size;
-    source.connect_timeout = Duration::from_secs(1);
-    source.request_timeout = setup.request_timeout;
-    let metrics = Arc::new(ExporterMetrics::new(false));
-    let transport = Transport::new(
-        Provider::Alibaba,
-        SOURCE.into(),
-        TransportSettings {
+        TransportParams {
             connect_timeout: source.connect_timeout,
             request_timeout: source.request_timeout,
-            rate_limit: None,
-            // Short waits keep retry tests fast; the policy itself is the transport's.
             retry: RetryPolicy {
                 max_attempts: 4,
                 base: Duration::from_millis(10),
                 cap: Duration::from_millis(50),
             },
+            outbound: 16,
         },
         metrics.clone(),
-        Arc::new(Semaphore::new(16)),
     )?;
     Ok((AlibabaClient::new(&source, transport), metrics))
 }

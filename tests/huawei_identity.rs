@@ -15,16 +15,18 @@ use handshake_exporter::provider::huawei::identity::{
 };
 use handshake_exporter::provider::huawei::sign;
 use handshake_exporter::sim::huawei_identity::TokenService;
-use handshake_exporter::sim::{self, Dataset, Sim, SimServer, Tenant};
-use handshake_exporter::transport::{RetryPolicy, Transport, TransportSettings};
+use handshake_exporter::sim::{Dataset, Sim, SimServer};
+use handshake_exporter::transport::RetryPolicy;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+mod common;
+use common::TransportParams;
 
 /// The tenant the agency and the identity provider lead to.
 const TENANT: &str = "HWAGENCYTENANT000001";
@@ -41,19 +43,17 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Result<Harness, Box<dyn std::error::Error>> {
-        handshake_exporter::init_crypto();
         let sim = Sim::new();
-        let mut tenant = Tenant::new(TENANT, TENANT_SK);
-        tenant.datasets.insert(
-            Dataset::HuaweiSent,
-            sim::data::generate(Dataset::HuaweiSent, SENT, 7, chrono::Utc::now()),
-        );
-        sim.add_tenant(tenant);
+        sim.add_tenant(common::tenant(
+            TENANT,
+            TENANT_SK,
+            &[(Dataset::HuaweiSent, SENT, 7)],
+        ));
         sim.with_huawei_identity(|s| {
             s.agency_tenant = Some(TENANT.into());
             s.domains.insert(TENANT.into(), DOMAIN.into());
         });
-        let server = sim::start(sim, "127.0.0.1:0".parse()?).await?;
+        let server = common::start_sim(sim).await?;
         Ok(Harness {
             server,
             metrics: Arc::new(ExporterMetrics::new(false)),
@@ -80,21 +80,20 @@ impl Harness {
     }
 
     fn client_for(&self, source: &SourceConfig) -> Result<HuaweiClient, String> {
-        let transport = Transport::new(
+        let transport = common::transport(
             source.provider,
-            source.name.as_str().into(),
-            TransportSettings {
+            &source.name,
+            TransportParams {
                 connect_timeout: Duration::from_secs(2),
                 request_timeout: Duration::from_secs(2),
-                rate_limit: None,
                 retry: RetryPolicy {
                     max_attempts: 3,
                     base: Duration::from_millis(5),
                     cap: Duration::from_millis(20),
                 },
+                outbound: 8,
             },
             self.metrics.clone(),
-            Arc::new(Semaphore::new(8)),
         )?;
         Ok(HuaweiClient::new(source, transport))
     }

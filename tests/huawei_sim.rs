@@ -1,7 +1,7 @@
 //! HuaweiClient against the simulated Huawei Organizations endpoint, over real HTTP on
 //! loopback: paging, views, signature checks, STS tokens, retries and broken answers.
 
-use handshake_exporter::config::{SourceConfig, View};
+use handshake_exporter::config::View;
 use handshake_exporter::error::{ApiError, Reason};
 use handshake_exporter::metrics::ExporterMetrics;
 use handshake_exporter::model::{Handshake, Provider};
@@ -12,14 +12,16 @@ use handshake_exporter::provider::huawei::{
 use handshake_exporter::secret::{Credentials, Secret};
 use handshake_exporter::sim::recorder::{Recorder, json_response, redirect_response};
 use handshake_exporter::sim::{self, Churn, Dataset, Fault, FaultKind, Sim, SimServer, Tenant};
-use handshake_exporter::transport::{RetryPolicy, Transport, TransportSettings};
+use handshake_exporter::transport::RetryPolicy;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+mod common;
+use common::{SourceParams, TransportParams};
 
 const AK: &str = "HWSIMAK0000000000001";
 const SK: &str = "hwSimSecretKey000000000000000000000000001";
@@ -66,20 +68,16 @@ impl Default for Source<'_> {
 impl Harness {
     /// A simulator with one tenant (AK/SK) holding `sent` and `received` invitations.
     async fn start(sent: usize, received: usize) -> Result<Harness, Box<dyn std::error::Error>> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let sim = Sim::new();
-        let now = chrono::Utc::now();
-        let mut tenant = Tenant::new(AK, SK);
-        tenant.datasets.insert(
-            Dataset::HuaweiSent,
-            sim::data::generate(Dataset::HuaweiSent, sent, SEED, now),
-        );
-        tenant.datasets.insert(
-            Dataset::HuaweiReceived,
-            sim::data::generate(Dataset::HuaweiReceived, received, SEED, now),
-        );
-        sim.add_tenant(tenant);
-        let server = sim::start(sim, "127.0.0.1:0".parse()?).await?;
+        sim.add_tenant(common::tenant(
+            AK,
+            SK,
+            &[
+                (Dataset::HuaweiSent, sent, SEED),
+                (Dataset::HuaweiReceived, received, SEED),
+            ],
+        ));
+        let server = common::start_sim(sim).await?;
         Ok(Harness {
             server,
             metrics: Arc::new(ExporterMetrics::new(false)),
@@ -91,38 +89,39 @@ impl Harness {
     }
 
     fn client(&self, s: Source<'_>) -> Result<HuaweiClient, String> {
-        let mut config = SourceConfig::new(
-            Provider::Huawei,
-            s.name,
-            &s.endpoint.unwrap_or_else(|| self.server.url()),
-            Credentials {
+        let config = common::source_config(SourceParams {
+            provider: Provider::Huawei,
+            name: s.name.into(),
+            view: s.view,
+            handshake_ids: s.ids,
+            endpoint: s.endpoint.unwrap_or_else(|| self.server.url()),
+            credentials: Credentials {
                 access_key_id: s.access_key_id.into(),
                 access_key_secret: Secret::new(s.secret),
                 security_token: s.token.map(Secret::new),
                 domain_id: Some("3f1b6a9c2e4d4f7b8a0c1d2e3f4a5b6c".into()),
-            },
-        );
-        config.view = s.view;
-        config.handshake_ids = s.ids;
-        config.page_size = s.limit;
-        config.connect_timeout = Duration::from_secs(2);
-        config.request_timeout = s.request_timeout;
-        let transport = Transport::new(
+            }
+            .into(),
+            page_size: s.limit,
+            settings: None,
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: s.request_timeout,
+        });
+        let transport = common::transport(
             Provider::Huawei,
-            s.name.into(),
-            TransportSettings {
+            s.name,
+            TransportParams {
                 connect_timeout: config.connect_timeout,
                 request_timeout: config.request_timeout,
-                rate_limit: None,
                 // Short backoff keeps the retry tests fast; four attempts as in production.
                 retry: RetryPolicy {
                     max_attempts: 4,
                     base: Duration::from_millis(5),
                     cap: Duration::from_millis(50),
                 },
+                outbound: 16,
             },
             self.metrics.clone(),
-            Arc::new(Semaphore::new(16)),
         )?;
         Ok(HuaweiClient::new(&config, transport))
     }

@@ -201,55 +201,6 @@ pub fn percent_encode(s: &str) -> String {
     out
 }
 
-/// Decode `%XX` sequences (and, when `plus_is_space`, `+` as space) into UTF-8,
-/// replacing invalid sequences. Used by the simulator to read queries.
-pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Split a raw query string into decoded (name, value) pairs.
-pub fn parse_query(query: &str, plus_is_space: bool) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (
-                percent_decode(k, plus_is_space),
-                percent_decode(v, plus_is_space),
-            )
-        })
-        .collect()
-}
-
 /// A fresh 32-hex-character nonce (what the SDKs send).
 pub fn nonce() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
@@ -264,18 +215,6 @@ mod tests {
         assert_eq!(
             percent_encode("a b*+/~=&:é"),
             "a%20b%2A%2B%2F~%3D%26%3A%C3%A9"
-        );
-        assert_eq!(percent_decode("a%20b%2A+c%C3%A9", true), "a b* cé");
-        assert_eq!(percent_decode("a+b%zz%", false), "a+b%zz%");
-        let q = parse_query("b=2&a=x%2By&c=&d", false);
-        assert_eq!(
-            q,
-            [
-                ("b".to_string(), "2".to_string()),
-                ("a".into(), "x+y".into()),
-                ("c".into(), "".into()),
-                ("d".into(), "".into())
-            ]
         );
         assert_eq!(nonce().len(), 32);
     }

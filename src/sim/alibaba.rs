@@ -17,7 +17,7 @@ use crate::provider::alibaba::{
     ACTION_GET_HANDSHAKE, ACTION_LIST_FOR_ACCOUNT, ACTION_LIST_FOR_RESOURCE_DIRECTORY, API_VERSION,
     TIMESTAMP_FORMAT,
 };
-use crate::provider::parse_query;
+use crate::query::parse_query;
 use serde_json::{Map, Value, json};
 use std::time::Duration;
 

@@ -18,7 +18,7 @@ use super::alibaba::{
 };
 use super::{Sim, SimRequest, SimResponse};
 use crate::provider::alibaba::sign;
-use crate::provider::parse_query;
+use crate::query::parse_query;
 use hyper::Method;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};

@@ -14,35 +14,18 @@ const HW_SK: &str = "calls-huawei-secret";
 /// all sources refreshing in the same scrape.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_makes_exactly_ceil_n_over_page_size_list_calls() -> TestResult {
-    let sim = start_sim().await;
     let sizes = [0usize, 1, 99, 100, 101, 1000, 2001, 4000];
-    let mut cfg = String::from("refresh_interval: 10m\nsources:\n");
+    let mut harness = Harness::builder().top("refresh_interval: 10m\n");
     for (i, n) in sizes.iter().enumerate() {
         let ak = format!("{ALI_AK}{i}");
-        tenant(
-            &sim.sim,
-            &ak,
-            ALI_SK,
-            &[(Dataset::AlibabaResourceDirectory, *n)],
-        );
-        cfg.push_str(&alibaba_source(
-            &format!("ali-{n}"),
-            &sim.url(),
-            &ak,
-            ALI_SK,
-            "resource_directory",
-        ));
         let hk = format!("{HW_AK}{i}");
-        tenant(&sim.sim, &hk, HW_SK, &[(Dataset::HuaweiSent, *n)]);
-        cfg.push_str(&huawei_source(
-            &format!("hw-{n}"),
-            &sim.url(),
-            &hk,
-            HW_SK,
-            "sent",
-        ));
+        harness = harness
+            .tenant(&ak, ALI_SK, &[(Dataset::AlibabaResourceDirectory, *n)])
+            .alibaba(&format!("ali-{n}"), &ak, ALI_SK, "resource_directory")
+            .tenant(&hk, HW_SK, &[(Dataset::HuaweiSent, *n)])
+            .huawei(&format!("hw-{n}"), &hk, HW_SK, "sent");
     }
-    let exporter = Exporter::start(&cfg, &[]);
+    let (sim, exporter) = harness.start().await;
     let text = exporter.scrape().await;
     for (i, n) in sizes.iter().enumerate() {
         let ali_calls = sim.sim.call_count(
@@ -82,20 +65,14 @@ async fn a_refresh_makes_exactly_ceil_n_over_page_size_list_calls() -> TestResul
 /// 1 s refresh interval: one refresh per source per interval, not per scraper.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ha_pair_of_scrapers_causes_one_refresh_per_interval() -> TestResult {
-    let sim = start_sim().await;
-    tenant(
-        &sim.sim,
-        ALI_AK,
-        ALI_SK,
-        &[(Dataset::AlibabaResourceDirectory, 250)],
-    );
-    tenant(&sim.sim, HW_AK, HW_SK, &[(Dataset::HuaweiSent, 300)]);
-    let cfg = format!(
-        "refresh_interval: 1s\nsources:\n{}{}",
-        alibaba_source("ali", &sim.url(), ALI_AK, ALI_SK, "resource_directory"),
-        huawei_source("hw", &sim.url(), HW_AK, HW_SK, "sent"),
-    );
-    let exporter = Exporter::start(&cfg, &[]);
+    let (sim, exporter) = Harness::builder()
+        .tenant(ALI_AK, ALI_SK, &[(Dataset::AlibabaResourceDirectory, 250)])
+        .tenant(HW_AK, HW_SK, &[(Dataset::HuaweiSent, 300)])
+        .top("refresh_interval: 1s\n")
+        .alibaba("ali", ALI_AK, ALI_SK, "resource_directory")
+        .huawei("hw", HW_AK, HW_SK, "sent")
+        .start()
+        .await;
     let url = exporter.url("/metrics");
     let started = std::time::Instant::now();
     let run = Duration::from_millis(3_500);
@@ -158,20 +135,13 @@ async fn an_ha_pair_of_scrapers_causes_one_refresh_per_interval() -> TestResult 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_scrapes_one_source_only() -> TestResult {
-    let sim = start_sim().await;
-    tenant(
-        &sim.sim,
-        ALI_AK,
-        ALI_SK,
-        &[(Dataset::AlibabaResourceDirectory, 40)],
-    );
-    tenant(&sim.sim, HW_AK, HW_SK, &[(Dataset::HuaweiSent, 30)]);
-    let cfg = format!(
-        "sources:\n{}{}",
-        alibaba_source("ali", &sim.url(), ALI_AK, ALI_SK, "resource_directory"),
-        huawei_source("hw", &sim.url(), HW_AK, HW_SK, "sent"),
-    );
-    let exporter = Exporter::start(&cfg, &[]);
+    let (sim, exporter) = Harness::builder()
+        .tenant(ALI_AK, ALI_SK, &[(Dataset::AlibabaResourceDirectory, 40)])
+        .tenant(HW_AK, HW_SK, &[(Dataset::HuaweiSent, 30)])
+        .alibaba("ali", ALI_AK, ALI_SK, "resource_directory")
+        .huawei("hw", HW_AK, HW_SK, "sent")
+        .start()
+        .await;
     let (status, text) = get(&exporter.url("/probe?source=hw")).await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(

@@ -8,23 +8,20 @@ const AK: &str = "LTAIcoreTest000000001";
 const SK: &str = "core-test-secret-value";
 const RD: &str = "ListHandshakesForResourceDirectory";
 
-fn config(endpoint: &str, interval: &str, extra: &str) -> String {
-    format!(
-        "refresh_interval: {interval}\n{extra}sources:\n{}",
-        alibaba_source("corp-rd", endpoint, AK, SK, "resource_directory")
-    )
+/// One tenant with `n` Resource Directory invitations and its source `corp-rd`,
+/// under `top` (`refresh_interval: …` and any other top-level lines).
+fn corp_rd(n: usize, top: &str) -> HarnessBuilder {
+    Harness::builder()
+        .tenant(AK, SK, &[(Dataset::AlibabaResourceDirectory, n)])
+        .top(top)
+        .alibaba("corp-rd", AK, SK, "resource_directory")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alibaba_pages_arrive_complete_and_the_ttl_holds() -> TestResult {
-    let sim = start_sim().await;
-    tenant(
-        &sim.sim,
-        AK,
-        SK,
-        &[(Dataset::AlibabaResourceDirectory, 250)],
-    );
-    let exporter = Exporter::start(&config(&sim.url(), "60s", "per_invitation: all\n"), &[]);
+    let (sim, exporter) = corp_rd(250, "refresh_interval: 60s\nper_invitation: all\n")
+        .start()
+        .await;
 
     let text = exporter.scrape().await;
     assert_eq!(
@@ -81,16 +78,11 @@ async fn alibaba_pages_arrive_complete_and_the_ttl_holds() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_concurrent_scrapes_of_a_cold_exporter_cause_one_refresh() -> TestResult {
-    let sim = start_sim().await;
-    tenant(
-        &sim.sim,
-        AK,
-        SK,
-        &[(Dataset::AlibabaResourceDirectory, 250)],
-    );
-    // Slow answers widen the window in which scrapes pile up.
-    sim.sim.set_latency(Duration::from_millis(200));
-    let exporter = Exporter::start(&config(&sim.url(), "60s", ""), &[]);
+    let (sim, exporter) = corp_rd(250, "refresh_interval: 60s\n")
+        // Slow answers widen the window in which scrapes pile up.
+        .sim(|s| s.set_latency(Duration::from_millis(200)))
+        .start()
+        .await;
     let url = exporter.url("/metrics");
     let scrapes: Vec<_> = (0..20)
         .map(|_| {
@@ -122,14 +114,9 @@ async fn twenty_concurrent_scrapes_of_a_cold_exporter_cause_one_refresh() -> Tes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_invitations_vanish_and_failures_keep_the_last_data() -> TestResult {
-    let sim = start_sim().await;
-    tenant(
-        &sim.sim,
-        AK,
-        SK,
-        &[(Dataset::AlibabaResourceDirectory, 120)],
-    );
-    let exporter = Exporter::start(&config(&sim.url(), "1s", "per_invitation: all\n"), &[]);
+    let (sim, exporter) = corp_rd(120, "refresh_interval: 1s\nper_invitation: all\n")
+        .start()
+        .await;
     let text = exporter.scrape().await;
     let victim = sim.sim.dataset(AK, Dataset::AlibabaResourceDirectory)[7]
         .id
@@ -201,23 +188,23 @@ async fn deleted_invitations_vanish_and_failures_keep_the_last_data() -> TestRes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exposition_passes_promtool_and_json_api_lists_invitations() -> TestResult {
-    let sim = start_sim().await;
-    tenant(
-        &sim.sim,
-        AK,
-        SK,
-        &[
-            (Dataset::AlibabaResourceDirectory, 60),
-            (Dataset::AlibabaAccount, 10),
-        ],
-    );
-    let cfg = format!(
-        "sources:\n{}{}",
-        alibaba_source("corp-rd", &sim.url(), AK, SK, "resource_directory"),
-        alibaba_source("corp-account", &sim.url(), AK, SK, "account")
-            .replace("    credentials:", "    signature: v1\n    credentials:")
-    );
-    let exporter = Exporter::start(&cfg, &["--web.enable-live-lookup"]);
+    let (sim, exporter) = Harness::builder()
+        .tenant(
+            AK,
+            SK,
+            &[
+                (Dataset::AlibabaResourceDirectory, 60),
+                (Dataset::AlibabaAccount, 10),
+            ],
+        )
+        .alibaba("corp-rd", AK, SK, "resource_directory")
+        .source_yaml(|sim| {
+            alibaba_source("corp-account", &sim.url(), AK, SK, "account")
+                .replace("    credentials:", "    signature: v1\n    credentials:")
+        })
+        .extra_args(&["--web.enable-live-lookup"])
+        .start()
+        .await;
     let text = exporter.scrape().await;
     assert_eq!(
         sum(

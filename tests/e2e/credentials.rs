@@ -56,69 +56,74 @@ fn pending(text: &str, source: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alibaba_role_credentials_rotate_survive_an_sts_outage_until_expiry_and_never_leak()
 -> TestResult {
-    let sim = start_sim().await;
-    tenant(&sim.sim, BASE_AK, BASE_SK, &[]);
-    tenant(
-        &sim.sim,
-        TARGET_AK,
-        TARGET_SK,
-        &[(Dataset::AlibabaResourceDirectory, 40)],
-    );
-    sim.sim.with_alibaba_identity(|id| {
-        id.roles.insert(
-            ROLE_ARN.into(),
-            Role {
-                tenant: TARGET_AK.into(),
-                external_id: Some(EXTERNAL_ID.into()),
-                trusted: Some(vec![BASE_AK.into()]),
-            },
-        );
-        id.oidc_providers
-            .insert(OIDC_PROVIDER.into(), OIDC_TOKEN.into());
-        id.instance_role = Some(("handshake-reader-ecs".into(), TARGET_AK.into()));
-    });
     // Long enough to leave a few seconds between "refresh due" (half the lifetime)
     // and expiry on a busy machine.
     let lifetime = Duration::from_secs(12);
-    sim.sim.set_credential_lifetime(lifetime);
     let dir = tempfile::tempdir()?;
     let token = dir.path().join("rrsa-token");
     std::fs::write(&token, OIDC_TOKEN)?;
-    let url = sim.url();
-    let token_path = token.display();
-    let cfg = [
-        "refresh_interval: 1s".to_string(),
-        "refresh_timeout: 5s".into(),
-        "sources:".into(),
-        "  - name: ram".into(),
-        "    provider: alibaba".into(),
-        format!("    endpoint: {url}"),
-        "    signature: v1".into(),
-        "    credentials:".into(),
-        "      type: ram_role_arn".into(),
-        format!("      role_arn: {ROLE_ARN}"),
-        format!("      external_id: {EXTERNAL_ID}"),
-        format!("      access_key_id: {BASE_AK}"),
-        format!("      access_key_secret: {BASE_SK}"),
-        format!("      sts_endpoint: {url}"),
-        "  - name: rrsa".into(),
-        "    provider: alibaba".into(),
-        format!("    endpoint: {url}"),
-        "    credentials:".into(),
-        "      type: oidc_role_arn".into(),
-        format!("      role_arn: {ROLE_ARN}"),
-        format!("      oidc_provider_arn: {OIDC_PROVIDER}"),
-        format!("      oidc_token_file: {token_path}"),
-        format!("      sts_endpoint: {url}"),
-        "  - name: ecs".into(),
-        "    provider: alibaba".into(),
-        format!("    endpoint: {url}"),
-        "    credentials:".into(),
-        "      type: ecs_ram_role".into(),
-        format!("      metadata_endpoint: {url}"),
-    ]
-    .join("\n");
-    let exporter = Exporter::start(&cfg, &["--log.level", "trace"]);
+    let token_path = token.display().to_string();
+    let (sim, exporter) = Harness::builder()
+        .tenant(BASE_AK, BASE_SK, &[])
+        .tenant(
+            TARGET_AK,
+            TARGET_SK,
+            &[(Dataset::AlibabaResourceDirectory, 40)],
+        )
+        .sim(move |sim| {
+            sim.with_alibaba_identity(|id| {
+                id.roles.insert(
+                    ROLE_ARN.into(),
+                    Role {
+                        tenant: TARGET_AK.into(),
+                        external_id: Some(EXTERNAL_ID.into()),
+                        trusted: Some(vec![BASE_AK.into()]),
+                    },
+                );
+                id.oidc_providers
+                    .insert(OIDC_PROVIDER.into(), OIDC_TOKEN.into());
+                id.instance_role = Some(("handshake-reader-ecs".into(), TARGET_AK.into()));
+            });
+            sim.set_credential_lifetime(lifetime);
+        })
+        .config(move |sim| {
+            let url = sim.url();
+            [
+                "refresh_interval: 1s".to_string(),
+                "refresh_timeout: 5s".into(),
+                "sources:".into(),
+                "  - name: ram".into(),
+                "    provider: alibaba".into(),
+                format!("    endpoint: {url}"),
+                "    signature: v1".into(),
+                "    credentials:".into(),
+                "      type: ram_role_arn".into(),
+                format!("      role_arn: {ROLE_ARN}"),
+                format!("      external_id: {EXTERNAL_ID}"),
+                format!("      access_key_id: {BASE_AK}"),
+                format!("      access_key_secret: {BASE_SK}"),
+                format!("      sts_endpoint: {url}"),
+                "  - name: rrsa".into(),
+                "    provider: alibaba".into(),
+                format!("    endpoint: {url}"),
+                "    credentials:".into(),
+                "      type: oidc_role_arn".into(),
+                format!("      role_arn: {ROLE_ARN}"),
+                format!("      oidc_provider_arn: {OIDC_PROVIDER}"),
+                format!("      oidc_token_file: {token_path}"),
+                format!("      sts_endpoint: {url}"),
+                "  - name: ecs".into(),
+                "    provider: alibaba".into(),
+                format!("    endpoint: {url}"),
+                "    credentials:".into(),
+                "      type: ecs_ram_role".into(),
+                format!("      metadata_endpoint: {url}"),
+            ]
+            .join("\n")
+        })
+        .extra_args(&["--log.level", "trace"])
+        .start()
+        .await;
     let mut seen = String::new();
 
     // Every type reaches the role's account.
@@ -360,22 +365,21 @@ async fn a_static_secret_file_rotated_in_place_is_used_without_a_reload() -> Tes
     const AK: &str = "LTAIkeyfilerotation01";
     const OLD_SK: &str = "old-secret-Rt5Yu7Io9Pa";
     const NEW_SK: &str = "new-secret-Lk2Jh4Gf6Ds";
-    let sim = start_sim().await;
-    tenant(
-        &sim.sim,
-        AK,
-        OLD_SK,
-        &[(Dataset::AlibabaResourceDirectory, 12)],
-    );
     let dir = tempfile::tempdir()?;
     let secret = dir.path().join("access_key_secret");
     std::fs::write(&secret, OLD_SK)?;
-    let cfg = format!(
-        "refresh_interval: 1s\nsources:\n  - name: keyfile\n    provider: alibaba\n    endpoint: {}\n    credentials:\n      access_key_id: {AK}\n      access_key_secret_file: {}\n",
-        sim.url(),
-        secret.display()
-    );
-    let exporter = Exporter::start(&cfg, &[]);
+    let secret_path = secret.display().to_string();
+    let (sim, exporter) = Harness::builder()
+        .tenant(AK, OLD_SK, &[(Dataset::AlibabaResourceDirectory, 12)])
+        .top("refresh_interval: 1s\n")
+        .source_yaml(move |sim| {
+            format!(
+                "  - name: keyfile\n    provider: alibaba\n    endpoint: {}\n    credentials:\n      access_key_id: {AK}\n      access_key_secret_file: {secret_path}\n",
+                sim.url(),
+            )
+        })
+        .start()
+        .await;
     let (ok, text) = scrape_until(&exporter, Duration::from_secs(20), |t| {
         up(t, "keyfile") == Some(1.0)
     })

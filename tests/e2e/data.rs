@@ -3,7 +3,7 @@
 //! takes the source down.
 
 use crate::harness::*;
-use handshake_exporter::sim::{Dataset, Fault, FaultKind};
+use handshake_exporter::sim::{Dataset, Fault, FaultKind, SimServer};
 use std::time::Duration;
 
 const ALI_AK: &str = "LTAIdataTest000000001";
@@ -24,26 +24,28 @@ fn ids_block(ids: &[String]) -> String {
 /// returns to 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_the_cloud_forgot_are_left_out_counted_and_logged_once() -> TestResult {
-    let sim = start_sim().await;
-    tenant(
-        &sim.sim,
-        ALI_AK,
-        ALI_SK,
-        &[(Dataset::AlibabaResourceDirectory, 5)],
-    );
-    tenant(&sim.sim, HW_AK, HW_SK, &[(Dataset::HuaweiSent, 5)]);
+    let first_ids = |sim: &SimServer, ak: &str, dataset: Dataset| -> Vec<String> {
+        sim.sim.dataset(ak, dataset)[..3]
+            .iter()
+            .map(|h| h.id.clone())
+            .collect()
+    };
+    let (sim, exporter) = Harness::builder()
+        .tenant(ALI_AK, ALI_SK, &[(Dataset::AlibabaResourceDirectory, 5)])
+        .tenant(HW_AK, HW_SK, &[(Dataset::HuaweiSent, 5)])
+        .top("refresh_interval: 1s\nper_invitation: all\n")
+        .alibaba("ali-ids", ALI_AK, ALI_SK, "ids")
+        .source_yaml(move |sim| {
+            ids_block(&first_ids(sim, ALI_AK, Dataset::AlibabaResourceDirectory))
+        })
+        .huawei("hw-ids", HW_AK, HW_SK, "ids")
+        .source_yaml(move |sim| ids_block(&first_ids(sim, HW_AK, Dataset::HuaweiSent)))
+        .start()
+        .await;
     let ali: Vec<_> = sim.sim.dataset(ALI_AK, Dataset::AlibabaResourceDirectory)[..3].to_vec();
     let hw: Vec<_> = sim.sim.dataset(HW_AK, Dataset::HuaweiSent)[..3].to_vec();
     let ali_ids: Vec<String> = ali.iter().map(|h| h.id.clone()).collect();
     let hw_ids: Vec<String> = hw.iter().map(|h| h.id.clone()).collect();
-    let config = format!(
-        "refresh_interval: 1s\nper_invitation: all\nsources:\n{}{}{}{}",
-        alibaba_source("ali-ids", &sim.url(), ALI_AK, ALI_SK, "ids"),
-        ids_block(&ali_ids),
-        huawei_source("hw-ids", &sim.url(), HW_AK, HW_SK, "ids"),
-        ids_block(&hw_ids),
-    );
-    let exporter = Exporter::start(&config, &[]);
     let text = exporter.scrape().await;
     for source in ["ali-ids", "hw-ids"] {
         assert_eq!(
@@ -124,24 +126,26 @@ async fn ids_the_cloud_forgot_are_left_out_counted_and_logged_once() -> TestResu
 /// the invitation is logged once, not on every refresh.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unparseable_values_keep_the_invitation_and_are_counted_and_logged_once() -> TestResult {
-    let sim = start_sim().await;
-    tenant(
-        &sim.sim,
-        ALI_AK,
-        ALI_SK,
-        &[(Dataset::AlibabaResourceDirectory, 5)],
-    );
-    tenant(&sim.sim, HW_AK, HW_SK, &[(Dataset::HuaweiSent, 5)]);
-    for ak in [ALI_AK, HW_AK] {
-        sim.sim.add_fault(
-            ak,
-            Fault {
-                kind: FaultKind::GarbledFields,
-                action: None,
-                times: None,
-            },
-        );
-    }
+    let (sim, exporter) = Harness::builder()
+        .tenant(ALI_AK, ALI_SK, &[(Dataset::AlibabaResourceDirectory, 5)])
+        .tenant(HW_AK, HW_SK, &[(Dataset::HuaweiSent, 5)])
+        .sim(|sim| {
+            for ak in [ALI_AK, HW_AK] {
+                sim.add_fault(
+                    ak,
+                    Fault {
+                        kind: FaultKind::GarbledFields,
+                        action: None,
+                        times: None,
+                    },
+                );
+            }
+        })
+        .top("refresh_interval: 1s\nper_invitation: all\n")
+        .alibaba("ali-rd", ALI_AK, ALI_SK, "resource_directory")
+        .huawei("hw-sent", HW_AK, HW_SK, "sent")
+        .start()
+        .await;
     let garbled = [
         (
             "ali-rd",
@@ -154,12 +158,6 @@ async fn unparseable_values_keep_the_invitation_and_are_counted_and_logged_once(
             sim.sim.dataset(HW_AK, Dataset::HuaweiSent)[0].id.clone(),
         ),
     ];
-    let config = format!(
-        "refresh_interval: 1s\nper_invitation: all\nsources:\n{}{}",
-        alibaba_source("ali-rd", &sim.url(), ALI_AK, ALI_SK, "resource_directory"),
-        huawei_source("hw-sent", &sim.url(), HW_AK, HW_SK, "sent"),
-    );
-    let exporter = Exporter::start(&config, &[]);
     let mut text = exporter.scrape().await;
     for _ in 0..2 {
         tokio::time::sleep(PAST_INTERVAL).await;

@@ -18,6 +18,13 @@ fn one_source(url: &str, extra: &str) -> String {
     format!("sources:\n{src}{extra}")
 }
 
+/// The tenant with `n` invitations and its one source `corp`.
+fn corp(n: usize) -> HarnessBuilder {
+    Harness::builder()
+        .tenant(AK, SK, &[(Dataset::AlibabaResourceDirectory, n)])
+        .alibaba("corp", AK, SK, "resource_directory")
+}
+
 /// 200 lookups at once; returns (answers by status, seconds from first to last).
 async fn lookups(
     exporter: &Exporter,
@@ -108,9 +115,7 @@ async fn two_hundred_live_lookups_spend_at_most_the_rate_limit_and_none_when_off
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_endpoint_needs_the_lifecycle_flag() -> TestResult {
-    let sim = start_sim().await;
-    tenant(&sim.sim, AK, SK, &[(Dataset::AlibabaResourceDirectory, 2)]);
-    let exporter = Exporter::start(&one_source(&sim.url(), ""), &[]);
+    let (_sim, exporter) = corp(2).start().await;
     let r = client().post(exporter.url("/-/reload")).send().await?;
     assert_eq!(r.status().as_u16(), 403);
     let body = r.text().await?;
@@ -136,9 +141,10 @@ async fn read_for(stream: &mut TcpStream, wait: Duration) -> (Vec<u8>, bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_cap_wait_until_a_slot_frees() -> TestResult {
-    let sim = start_sim().await;
-    tenant(&sim.sim, AK, SK, &[(Dataset::AlibabaResourceDirectory, 2)]);
-    let exporter = Exporter::start(&one_source(&sim.url(), ""), &["--web.max-connections", "2"]);
+    let (_sim, exporter) = corp(2)
+        .extra_args(&["--web.max-connections", "2"])
+        .start()
+        .await;
     let idle1 = TcpStream::connect(&exporter.addr).await?;
     let _idle2 = TcpStream::connect(&exporter.addr).await?;
     let mut third = TcpStream::connect(&exporter.addr).await?;
@@ -161,12 +167,10 @@ async fn connections_beyond_the_cap_wait_until_a_slot_frees() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_headers_and_idle_keep_alive_connections_are_closed() -> TestResult {
-    let sim = start_sim().await;
-    tenant(&sim.sim, AK, SK, &[(Dataset::AlibabaResourceDirectory, 2)]);
-    let exporter = Exporter::start(
-        &one_source(&sim.url(), ""),
-        &["--web.read-header-timeout", "1s"],
-    );
+    let (_sim, exporter) = corp(2)
+        .extra_args(&["--web.read-header-timeout", "1s"])
+        .start()
+        .await;
     // Slowloris: headers trickle in, a byte every 200 ms, never finishing.
     let mut slow = TcpStream::connect(&exporter.addr).await?;
     slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
@@ -209,17 +213,19 @@ async fn slow_headers_and_idle_keep_alive_connections_are_closed() -> TestResult
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_answers_a_scrape_waiting_on_a_hung_api_and_exits_at_once() -> TestResult {
-    let sim = start_sim().await;
-    tenant(&sim.sim, AK, SK, &[(Dataset::AlibabaResourceDirectory, 2)]);
-    sim.sim.add_fault(
-        AK,
-        Fault {
-            kind: FaultKind::Hang { ms: 60_000 },
-            action: Some(LIST.into()),
-            times: None,
-        },
-    );
-    let exporter = Exporter::start(&one_source(&sim.url(), ""), &[]);
+    let (sim, exporter) = corp(2)
+        .sim(|sim| {
+            sim.add_fault(
+                AK,
+                Fault {
+                    kind: FaultKind::Hang { ms: 60_000 },
+                    action: Some(LIST.into()),
+                    times: None,
+                },
+            );
+        })
+        .start()
+        .await;
     let url = exporter.url("/metrics");
     let scrape = tokio::spawn(async move {
         client()

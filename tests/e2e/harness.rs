@@ -329,3 +329,139 @@ pub fn huawei_source(name: &str, endpoint: &str, ak: &str, sk: &str, view: &str)
         "  - name: {name}\n    provider: huawei\n    view: {view}\n    endpoint: {endpoint}\n    credentials:\n      access_key_id: {ak}\n      access_key_secret: {sk}\n      domain_id: 3f1b6a9c2e4d4f7b8a0c1d2e3f4a5b6c\n"
     )
 }
+
+/// Configuration text, written once the simulator runs (its address, its data).
+type ConfigText = Box<dyn FnOnce(&SimServer) -> String>;
+/// A step run on the simulator before the exporter starts (latency, faults, roles).
+type SimStep = Box<dyn FnOnce(&Sim)>;
+/// A tenant: access key id, secret, and how many invitations of which dataset.
+type TenantSpec = (String, String, Vec<(Dataset, usize)>);
+
+/// The set-up most e2e tests share: a simulator with tenants, a configuration
+/// pointing at it, and the exporter started on that configuration.
+///
+/// ```ignore
+/// let (sim, exporter) = Harness::builder()
+///     .tenant(AK, SK, &[(Dataset::AlibabaResourceDirectory, 250)])
+///     .top("refresh_interval: 60s\n")
+///     .alibaba("corp-rd", AK, SK, "resource_directory")
+///     .start()
+///     .await;
+/// ```
+///
+/// Sources are written as YAML text (through [`alibaba_source`], [`huawei_source`] or
+/// [`HarnessBuilder::source_yaml`]), never as `SourceConfig` values, so that a change
+/// in how sources are built in Rust does not reach the tests.
+pub struct Harness;
+
+impl Harness {
+    pub fn builder() -> HarnessBuilder {
+        HarnessBuilder::default()
+    }
+}
+
+#[derive(Default)]
+pub struct HarnessBuilder {
+    tenants: Vec<TenantSpec>,
+    top: String,
+    sources: Vec<ConfigText>,
+    config: Option<ConfigText>,
+    sim_steps: Vec<SimStep>,
+    args: Vec<String>,
+}
+
+impl HarnessBuilder {
+    /// A tenant with `n` generated invitations per dataset (as [`tenant`]).
+    pub fn tenant(mut self, ak: &str, secret: &str, sets: &[(Dataset, usize)]) -> Self {
+        self.tenants
+            .push((ak.to_string(), secret.to_string(), sets.to_vec()));
+        self
+    }
+
+    /// Top-level configuration lines written before `sources:`
+    /// (`"refresh_interval: 1s\n"`); each ends in a newline.
+    pub fn top(mut self, yaml: &str) -> Self {
+        self.top.push_str(yaml);
+        self
+    }
+
+    /// An Alibaba source with an access key (see [`alibaba_source`]).
+    pub fn alibaba(self, name: &str, ak: &str, sk: &str, view: &str) -> Self {
+        let (name, ak, sk, view) = (
+            name.to_string(),
+            ak.to_string(),
+            sk.to_string(),
+            view.to_string(),
+        );
+        self.source_yaml(move |sim| alibaba_source(&name, &sim.url(), &ak, &sk, &view))
+    }
+
+    /// A Huawei source with an access key (see [`huawei_source`]).
+    pub fn huawei(self, name: &str, ak: &str, sk: &str, view: &str) -> Self {
+        let (name, ak, sk, view) = (
+            name.to_string(),
+            ak.to_string(),
+            sk.to_string(),
+            view.to_string(),
+        );
+        self.source_yaml(move |sim| huawei_source(&name, &sim.url(), &ak, &sk, &view))
+    }
+
+    /// Any source block (text under `sources:`), given the running simulator (for
+    /// its URL, or ids from its datasets).
+    pub fn source_yaml(mut self, block: impl FnOnce(&SimServer) -> String + 'static) -> Self {
+        self.sources.push(Box::new(block));
+        self
+    }
+
+    /// The whole configuration text instead of `top` + sources, given the running
+    /// simulator.
+    pub fn config(mut self, config: impl FnOnce(&SimServer) -> String + 'static) -> Self {
+        self.config = Some(Box::new(config));
+        self
+    }
+
+    /// Work on the simulator after the tenants are added and before the exporter
+    /// starts (latency, faults, identity roles).
+    pub fn sim(mut self, step: impl FnOnce(&Sim) + 'static) -> Self {
+        self.sim_steps.push(Box::new(step));
+        self
+    }
+
+    /// Command-line arguments for the exporter (as [`Exporter::start`]'s `extra`).
+    pub fn extra_args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Start the simulator, add the tenants, run the simulator steps, and write
+    /// the configuration text.
+    async fn prepare(self) -> (SimServer, String, Vec<String>) {
+        let sim = start_sim().await;
+        for (ak, secret, sets) in &self.tenants {
+            tenant(&sim.sim, ak, secret, sets);
+        }
+        for step in self.sim_steps {
+            step(&sim.sim);
+        }
+        let config = match self.config {
+            Some(config) => config(&sim),
+            None => {
+                let mut text = format!("{}sources:\n", self.top);
+                for block in self.sources {
+                    text.push_str(&block(&sim));
+                }
+                text
+            }
+        };
+        (sim, config, self.args)
+    }
+
+    /// Start the simulator and the exporter.
+    pub async fn start(self) -> (SimServer, Exporter) {
+        let (sim, config, args) = self.prepare().await;
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let exporter = Exporter::start(&config, &args);
+        (sim, exporter)
+    }
+}

@@ -294,23 +294,19 @@ async fn thousands_of_hostile_requests_leave_the_exporter_fast_small_and_unpanic
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| fastrand::u64(..));
     println!("hostile client seed: {seed} (replay with HOSTILE_SEED={seed})");
-    let sim = start_sim().await;
-    tenant(&sim.sim, AK, SK, &[(Dataset::AlibabaResourceDirectory, 50)]);
-    let cfg = format!(
-        "sources:\n{}",
-        alibaba_source("corp", &sim.url(), AK, SK, "resource_directory")
-    );
-    let exporter = Exporter::start(
-        &cfg,
-        &[
+    let (_sim, exporter) = Harness::builder()
+        .tenant(AK, SK, &[(Dataset::AlibabaResourceDirectory, 50)])
+        .alibaba("corp", AK, SK, "resource_directory")
+        .extra_args(&[
             "--log.level",
             "info",
             "--web.enable-lifecycle",
             "--web.enable-live-lookup",
             "--web.read-header-timeout",
             "1s",
-        ],
-    );
+        ])
+        .start()
+        .await;
     exporter.scrape().await;
     // Warm-up: the allocator's arenas and the runtime's threads reach their working
     // size; growth is measured from here.

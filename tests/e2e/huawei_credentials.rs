@@ -26,24 +26,30 @@ fn listed(text: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn federated_credentials_rotate_fail_only_after_expiry_and_never_leak() -> TestResult {
-    let sim = start_sim().await;
-    tenant(&sim.sim, AK, SK, &[(Dataset::HuaweiSent, 3)]);
     let lifetime = Duration::from_secs(3);
-    sim.sim.set_credential_lifetime(lifetime);
-    sim.sim.with_huawei_identity(|s| {
-        s.add_id_token(IDP, ID_TOKEN, AK);
-        s.domains
-            .insert(AK.into(), "e2edomain0000000000000000000001".into());
-    });
     let dir = tempfile::tempdir()?;
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, ID_TOKEN)?;
-    let config = format!(
-        "refresh_interval: 1s\nrefresh_timeout: 4s\nsources:\n  - name: hw\n    provider: huawei\n    endpoint: {url}\n    credentials:\n      type: federated\n      idp_id: {IDP}\n      id_token_file: {}\n      iam_endpoint: {url}\n",
-        token_file.display(),
-        url = sim.url()
-    );
-    let exporter = Exporter::start(&config, &[]);
+    let token_path = token_file.display().to_string();
+    let (sim, exporter) = Harness::builder()
+        .tenant(AK, SK, &[(Dataset::HuaweiSent, 3)])
+        .sim(move |sim| {
+            sim.set_credential_lifetime(lifetime);
+            sim.with_huawei_identity(|s| {
+                s.add_id_token(IDP, ID_TOKEN, AK);
+                s.domains
+                    .insert(AK.into(), "e2edomain0000000000000000000001".into());
+            });
+        })
+        .top("refresh_interval: 1s\nrefresh_timeout: 4s\n")
+        .source_yaml(move |sim| {
+            format!(
+                "  - name: hw\n    provider: huawei\n    endpoint: {url}\n    credentials:\n      type: federated\n      idp_id: {IDP}\n      id_token_file: {token_path}\n      iam_endpoint: {url}\n",
+                url = sim.url()
+            )
+        })
+        .start()
+        .await;
 
     // Three lifetimes of scrapes (each can trigger a refresh): no failure at all.
     let started = std::time::Instant::now();

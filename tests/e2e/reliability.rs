@@ -19,33 +19,34 @@ struct Fixture {
 }
 
 async fn fixture(extra_config: &str) -> Fixture {
-    let sim = start_sim().await;
-    tenant(
-        &sim.sim,
-        ALI_AK,
-        ALI_SK,
-        &[(Dataset::AlibabaResourceDirectory, 150)],
-    );
-    tenant(&sim.sim, HW_AK, HW_SK, &[(Dataset::HuaweiSent, 120)]);
-    tenant(
-        &sim.sim,
-        BY_AK,
-        BY_SK,
-        &[(Dataset::AlibabaResourceDirectory, 30)],
-    );
-    let cfg = format!(
-        "refresh_interval: 1s\nrefresh_timeout: 4s\n{extra_config}sources:\n{}{}{}",
-        alibaba_source("ali", &sim.url(), ALI_AK, ALI_SK, "resource_directory").replace(
+    let with_request_timeout = |block: String| {
+        block.replace(
             "    credentials:",
-            "    request_timeout: 700ms\n    credentials:"
-        ),
-        huawei_source("hw", &sim.url(), HW_AK, HW_SK, "sent").replace(
-            "    credentials:",
-            "    request_timeout: 700ms\n    credentials:"
-        ),
-        alibaba_source("bystander", &sim.url(), BY_AK, BY_SK, "resource_directory"),
-    );
-    let exporter = Exporter::start(&cfg, &[]);
+            "    request_timeout: 700ms\n    credentials:",
+        )
+    };
+    let (sim, exporter) = Harness::builder()
+        .tenant(ALI_AK, ALI_SK, &[(Dataset::AlibabaResourceDirectory, 150)])
+        .tenant(HW_AK, HW_SK, &[(Dataset::HuaweiSent, 120)])
+        .tenant(BY_AK, BY_SK, &[(Dataset::AlibabaResourceDirectory, 30)])
+        .top(&format!(
+            "refresh_interval: 1s\nrefresh_timeout: 4s\n{extra_config}"
+        ))
+        .source_yaml(move |sim| {
+            with_request_timeout(alibaba_source(
+                "ali",
+                &sim.url(),
+                ALI_AK,
+                ALI_SK,
+                "resource_directory",
+            ))
+        })
+        .source_yaml(move |sim| {
+            with_request_timeout(huawei_source("hw", &sim.url(), HW_AK, HW_SK, "sent"))
+        })
+        .alibaba("bystander", BY_AK, BY_SK, "resource_directory")
+        .start()
+        .await;
     Fixture { sim, exporter }
 }
 
@@ -248,20 +249,17 @@ async fn a_throttled_request_is_retried_and_then_succeeds() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_applies_good_configs_keeps_old_on_bad_and_keeps_unchanged_caches() -> TestResult {
-    let sim = start_sim().await;
-    tenant(
-        &sim.sim,
-        ALI_AK,
-        ALI_SK,
-        &[(Dataset::AlibabaResourceDirectory, 250)],
-    );
-    tenant(&sim.sim, HW_AK, HW_SK, &[(Dataset::HuaweiSent, 40)]);
+    let (sim, exporter) = Harness::builder()
+        .tenant(ALI_AK, ALI_SK, &[(Dataset::AlibabaResourceDirectory, 250)])
+        .tenant(HW_AK, HW_SK, &[(Dataset::HuaweiSent, 40)])
+        .top("refresh_interval: 10m\n")
+        .alibaba("ali", ALI_AK, ALI_SK, "resource_directory")
+        .extra_args(&["--web.enable-lifecycle"])
+        .start()
+        .await;
+    // The source blocks the reloaded configurations are written from.
     let ali = alibaba_source("ali", &sim.url(), ALI_AK, ALI_SK, "resource_directory");
     let hw = huawei_source("hw", &sim.url(), HW_AK, HW_SK, "sent");
-    let exporter = Exporter::start(
-        &format!("refresh_interval: 10m\nsources:\n{ali}"),
-        &["--web.enable-lifecycle"],
-    );
     let text = exporter.scrape().await;
     assert_eq!(
         sum(&text, "handshake_invitations", &[("source", "ali")]),
@@ -342,13 +340,6 @@ async fn reload_applies_good_configs_keeps_old_on_bad_and_keeps_unchanged_caches
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_and_basic_auth_protect_every_endpoint() -> TestResult {
-    let sim = start_sim().await;
-    tenant(
-        &sim.sim,
-        ALI_AK,
-        ALI_SK,
-        &[(Dataset::AlibabaResourceDirectory, 5)],
-    );
     let cert =
         rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
     let dir = tempfile::tempdir()?;
@@ -362,12 +353,13 @@ async fn tls_and_basic_auth_protect_every_endpoint() -> TestResult {
             "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\nbasic_auth_users:\n  prometheus: '{hash}'\n"
         ),
     )?;
-    let cfg = format!(
-        "sources:\n{}",
-        alibaba_source("ali", &sim.url(), ALI_AK, ALI_SK, "resource_directory")
-    );
     let web_arg = web.display().to_string();
-    let exporter = Exporter::start(&cfg, &["--web.config.file", &web_arg]);
+    let (_sim, exporter) = Harness::builder()
+        .tenant(ALI_AK, ALI_SK, &[(Dataset::AlibabaResourceDirectory, 5)])
+        .alibaba("ali", ALI_AK, ALI_SK, "resource_directory")
+        .extra_args(&["--web.config.file", &web_arg])
+        .start()
+        .await;
     assert!(exporter.log().contains("tls=true"));
 
     let ca = reqwest::Certificate::from_pem(cert.cert.pem().as_bytes())?;
@@ -602,21 +594,16 @@ async fn secrets_never_leave_the_process() -> TestResult {
 /// source's `rate_limit` spaces its own requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbound_concurrency_is_capped_and_rate_limits_space_requests() -> TestResult {
-    let sim = start_sim().await;
-    sim.sim.set_latency(Duration::from_millis(100));
-    let mut cfg = String::from("max_concurrent_requests: 2\nsources:\n");
+    let mut harness = Harness::builder()
+        .sim(|sim| sim.set_latency(Duration::from_millis(100)))
+        .top("max_concurrent_requests: 2\n");
     for i in 0..8 {
         let ak = format!("HWCAP{i:015}");
-        tenant(&sim.sim, &ak, HW_SK, &[(Dataset::HuaweiSent, 10)]);
-        cfg.push_str(&huawei_source(
-            &format!("hw-{i}"),
-            &sim.url(),
-            &ak,
-            HW_SK,
-            "sent",
-        ));
+        harness = harness
+            .tenant(&ak, HW_SK, &[(Dataset::HuaweiSent, 10)])
+            .huawei(&format!("hw-{i}"), &ak, HW_SK, "sent");
     }
-    let exporter = Exporter::start(&cfg, &[]);
+    let (sim, exporter) = harness.start().await;
     let text = exporter.scrape().await;
     assert_eq!(
         sum(&text, "handshake_source_up", &[]),
@@ -657,14 +644,13 @@ async fn outbound_concurrency_is_capped_and_rate_limits_space_requests() -> Test
 /// instead of queueing behind a slow refresh.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrapes_over_the_cap_get_503_and_json_logs_are_json() -> TestResult {
-    let sim = start_sim().await;
-    tenant(&sim.sim, HW_AK, HW_SK, &[(Dataset::HuaweiSent, 10)]);
-    sim.sim.set_latency(Duration::from_millis(1_500));
-    let cfg = format!(
-        "sources:\n{}",
-        huawei_source("hw", &sim.url(), HW_AK, HW_SK, "sent")
-    );
-    let exporter = Exporter::start(&cfg, &["--web.max-requests", "1", "--log.format", "json"]);
+    let (_sim, exporter) = Harness::builder()
+        .tenant(HW_AK, HW_SK, &[(Dataset::HuaweiSent, 10)])
+        .sim(|sim| sim.set_latency(Duration::from_millis(1_500)))
+        .huawei("hw", HW_AK, HW_SK, "sent")
+        .extra_args(&["--web.max-requests", "1", "--log.format", "json"])
+        .start()
+        .await;
     let url = exporter.url("/metrics");
     let slow = tokio::spawn({
         let url = url.clone();

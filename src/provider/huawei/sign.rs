@@ -6,7 +6,8 @@
 //! so that the client, the simulator's verifier and the SDK's test vectors all go
 //! through exactly the same code.
 
-use crate::provider::{percent_decode, percent_encode};
+use crate::provider::percent_encode;
+use crate::query::percent_decode;
 use chrono::NaiveDateTime;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};

@@ -1,15 +1,19 @@
 //! The HTTP layer: routes requests to the app. It owns no data and decides nothing
 //! about freshness; it only turns requests into calls and results into responses.
+//! Basic auth is [`crate::auth`]; the JSON API and the landing page are [`api`] and
+//! [`landing`].
+
+mod api;
+mod landing;
+
+pub use api::handshake_json;
 
 use crate::app::App;
-use crate::auth::BasicAuth;
+use crate::auth::{self, BasicAuth};
 use crate::cache::SourceView;
 use crate::clock::unix_now;
-use crate::config::TargetLabel;
-use crate::error::Reason;
 use crate::metrics::ExporterMetrics;
-use crate::model::Handshake;
-use crate::render::{self, RenderOptions, show_maybe_email, show_target};
+use crate::render::{self, RenderOptions};
 use crate::webconfig::{self, WebConfig};
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -222,14 +226,6 @@ fn respond_chunks(status: StatusCode, content_type: &str, body: Body) -> Respons
     r
 }
 
-fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    respond(
-        status,
-        "application/json",
-        serde_json::to_vec(value).unwrap_or_default(),
-    )
-}
-
 /// How long a scrape may wait for fresh data: Prometheus' advertised timeout minus
 /// the configured offset, or the configured default; never more than `max` (the
 /// refresh timeout: no refresh outlives it, so waiting longer gains nothing).
@@ -262,16 +258,13 @@ pub fn scrape_deadline(
 /// Route one request.
 pub async fn handle(app: Arc<App>, web: Arc<WebOptions>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
-    // Health and readiness reveal nothing and must answer Kubernetes probes, which
-    // carry no credentials; everything else is protected when users are configured.
-    let open = matches!(path.as_str(), "/-/healthy" | "/-/ready");
-    if !open {
+    if !auth::is_open(&path) {
         if let Some(auth) = web.security().auth.clone() {
             if !auth.check(req.headers()).await {
                 let mut r = respond(StatusCode::UNAUTHORIZED, "text/plain", "Unauthorized\n");
                 r.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Basic realm=\"handshake_exporter\""),
+                    HeaderValue::from_static(auth::CHALLENGE),
                 );
                 return r;
             }
@@ -284,7 +277,7 @@ pub async fn handle(app: Arc<App>, web: Arc<WebOptions>, req: Request<Incoming>)
             metrics(&app, &web, req.headers(), None).await
         }
         (&Method::GET, "/probe") => {
-            let source = crate::provider::parse_query(&query, true)
+            let source = crate::query::parse_query(&query, true)
                 .into_iter()
                 .find(|(k, _)| k == "source")
                 .map(|(_, v)| v);
@@ -297,7 +290,7 @@ pub async fn handle(app: Arc<App>, web: Arc<WebOptions>, req: Request<Incoming>)
                 Some(s) => metrics(&app, &web, req.headers(), Some(&s)).await,
             }
         }
-        (&Method::GET, "/") => landing(&app, &web),
+        (&Method::GET, "/") => landing::landing(&app, &web),
         (&Method::GET, "/-/healthy") => respond(StatusCode::OK, "text/plain", "Healthy\n"),
         // Ready once the configuration is loaded and the listener is up: readiness
         // never waits on a cloud API.
@@ -316,8 +309,12 @@ pub async fn handle(app: Arc<App>, web: Arc<WebOptions>, req: Request<Incoming>)
             ),
         },
         (_, "/-/reload") => respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use POST\n"),
-        (&Method::GET, "/api/v1/handshakes") => handshakes_json(&app, &web, req.headers()).await,
-        (&Method::GET, p) if p.starts_with("/api/v1/sources/") => live_get(&app, &web, p).await,
+        (&Method::GET, "/api/v1/handshakes") => {
+            api::handshakes_json(&app, &web, req.headers()).await
+        }
+        (&Method::GET, p) if p.starts_with("/api/v1/sources/") => {
+            api::live_get(&app, &web, p).await
+        }
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
 }
@@ -454,236 +451,6 @@ pub fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
     enc.finish()
 }
 
-/// One invitation as the JSON API shows it (target masked like in metrics).
-pub fn handshake_json(h: &Handshake, rule: TargetLabel, now: f64) -> serde_json::Value {
-    let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
-        t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-    };
-    let mut v = serde_json::json!({
-        "source": &*h.source,
-        "provider": h.provider.as_str(),
-        "id": h.id,
-        "status": h.status.as_str(),
-        "target_type": h.target_type.as_str(),
-        "target": show_target(h.target_entity.as_deref(), rule),
-        "directory_id": h.directory_id,
-        "management_account_id": h.management_account_id,
-        "management_account_name": show_maybe_email(h.management_account_name.as_deref(), rule),
-        "created_at": time(h.created_at),
-        "modified_at": time(h.modified_at),
-        "expires_at": time(h.expires_at),
-        "expires_in_seconds": h.expires_at.map(|e| e.timestamp() as f64 - now.floor()),
-    });
-    // Notes are free text written by people (names, emails): shown only when the
-    // operator chose to show targets in full.
-    if rule == TargetLabel::Full {
-        v["note"] = serde_json::json!(h.note);
-    }
-    v
-}
-
-async fn handshakes_json(app: &App, web: &WebOptions, headers: &HeaderMap) -> Response<Body> {
-    let rt = app.runtime();
-    let deadline = scrape_deadline(
-        headers,
-        rt.config.scrape_timeout_offset,
-        rt.config.default_scrape_timeout,
-        rt.config.refresh_timeout,
-    );
-    let views = match unless_stopping(web, rt.fresh_views(deadline)).await {
-        Some(views) => views,
-        None => rt.sources.iter().map(|s| s.view()).collect(),
-    };
-    let now = unix_now();
-    let items: Vec<serde_json::Value> = views
-        .iter()
-        .filter_map(|v| v.snapshot.as_ref())
-        .flat_map(|s| s.handshakes.iter())
-        .map(|h| handshake_json(h, rt.config.target_label, now))
-        .collect();
-    json(StatusCode::OK, &serde_json::json!({ "handshakes": items }))
-}
-
-fn json_error(status: StatusCode, reason: &str, message: String) -> Response<Body> {
-    json(
-        status,
-        &serde_json::json!({"error": {"reason": reason, "message": message}}),
-    )
-}
-
-/// `GET /api/v1/sources/{source}/handshakes/{id}`: one invitation fetched live
-/// through the source's credentials. Every answer it gives costs a signed cloud call
-/// from the organization's quota, so: off unless `--web.enable-live-lookup`; only
-/// ids the source already knows (its cache or `handshake_ids`), never made-up ones;
-/// through the source's transport (its `rate_limit` and the outbound cap); and at
-/// most [`LIVE_LOOKUP_CONCURRENCY`] at once (429 beyond).
-async fn live_get(app: &App, web: &WebOptions, path: &str) -> Response<Body> {
-    // /api/v1/sources/{source}/handshakes/{id}
-    let rest = path.trim_start_matches("/api/v1/sources/");
-    let parts: Vec<&str> = rest.split('/').collect();
-    let [source, "handshakes", id] = parts.as_slice() else {
-        return respond(StatusCode::NOT_FOUND, "text/plain", "not found\n");
-    };
-    if !web.enable_live_lookup {
-        return json_error(
-            StatusCode::FORBIDDEN,
-            "disabled",
-            "the live lookup is disabled: start the exporter with --web.enable-live-lookup (cached data: /api/v1/handshakes)".into(),
-        );
-    }
-    let source = crate::provider::percent_decode(source, false);
-    let id = crate::provider::percent_decode(id, false);
-    let rt = app.runtime();
-    let Some(cache) = rt.source(&source) else {
-        return json_error(
-            StatusCode::NOT_FOUND,
-            "unknown_source",
-            format!("no source named {source:?}"),
-        );
-    };
-    if !cache.knows(&id) {
-        return json_error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!(
-                "invitation {id:?} is neither in source {source:?}'s cache nor in its handshake_ids; the live lookup only re-reads known invitations"
-            ),
-        );
-    }
-    let Ok(_permit) = web.live_permits.try_acquire() else {
-        return json_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
-            format!("more than {LIVE_LOOKUP_CONCURRENCY} live lookups in flight; try again"),
-        );
-    };
-    let deadline = Instant::now() + cache.refresh_timeout().min(Duration::from_secs(30));
-    let Some(result) = unless_stopping(web, cache.get_live(&id, deadline)).await else {
-        return json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "the exporter is shutting down".into(),
-        );
-    };
-    match result {
-        Ok(h) => json(
-            StatusCode::OK,
-            &serde_json::json!({"handshake": handshake_json(&h, rt.config.target_label, unix_now())}),
-        ),
-        Err(e) => {
-            let status = match e.reason {
-                Reason::NotFound => StatusCode::NOT_FOUND,
-                Reason::BadRequest => StatusCode::BAD_REQUEST,
-                Reason::Timeout => StatusCode::GATEWAY_TIMEOUT,
-                _ => StatusCode::BAD_GATEWAY,
-            };
-            json(
-                status,
-                &serde_json::json!({"error": {
-                    "reason": e.reason.metric_label(),
-                    "action": e.action,
-                    "code": e.code,
-                    "message": e.message,
-                    "request_id": e.request_id,
-                }}),
-            )
-        }
-    }
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// A source's credential type and, for temporary credentials, when they expire
-/// (never the credentials themselves).
-fn credentials_cell(status: Option<crate::credentials::CredentialStatus>) -> String {
-    let Some(status) = status else {
-        return String::new();
-    };
-    match status.expires_at {
-        None => status.kind.to_string(),
-        Some(t) => format!(
-            "{}, expire {}",
-            status.kind,
-            chrono::DateTime::from_timestamp(t as i64, 0)
-                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                .unwrap_or_default()
-        ),
-    }
-}
-
-fn landing(app: &App, web: &WebOptions) -> Response<Body> {
-    let rt = app.runtime();
-    let mut rows = String::new();
-    for s in &rt.sources {
-        let v = s.view();
-        let count = v.snapshot.as_ref().map_or(0, |s| s.handshakes.len());
-        let pending = v.snapshot.as_ref().map_or(0, |s| {
-            s.handshakes
-                .iter()
-                .filter(|h| h.status == crate::model::Status::Pending)
-                .count()
-        });
-        let last = v.last_success.map_or_else(
-            || "never".to_string(),
-            |t| {
-                chrono::DateTime::from_timestamp(t as i64, 0)
-                    .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                    .unwrap_or_default()
-            },
-        );
-        let state = if v.refreshing {
-            "refreshing"
-        } else if v.up {
-            "up"
-        } else if v.last_duration.is_none() {
-            "not yet fetched (scrape /metrics)"
-        } else {
-            "down"
-        };
-        let error = v
-            .last_error
-            .as_ref()
-            .map(|e| {
-                format!(
-                    "{} ({}{})",
-                    e.reason,
-                    e.action,
-                    e.code
-                        .as_ref()
-                        .map(|c| format!(", {c}"))
-                        .unwrap_or_default()
-                )
-            })
-            .unwrap_or_default();
-        rows.push_str(&format!(
-            "<tr><td><a href=\"/probe?source={n}\">{n}</a></td><td>{p}</td><td>{view}</td><td>{creds}</td><td>{state}</td><td>{count}</td><td>{pending}</td><td>{last}</td><td>{err}</td></tr>\n",
-            n = html_escape(&s.name),
-            p = s.provider(),
-            view = s.config.view.as_str(),
-            creds = html_escape(&credentials_cell(s.credential_status())),
-            err = html_escape(&error),
-        ));
-    }
-    let page = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>handshake_exporter</title>\
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head>\
-<body><h1>handshake_exporter</h1><p>Prometheus exporter for cloud organization invitations (handshakes). Version {version}.</p>\
-<ul><li><a href=\"{metrics}\">Metrics</a></li><li><a href=\"/api/v1/handshakes\">Cached invitations (JSON)</a></li>\
-<li><a href=\"/-/healthy\">Health</a></li><li><a href=\"/-/ready\">Readiness</a></li></ul>\
-<h2>Sources</h2><p>Refresh interval {interval:?}. Data is fetched when a scrape finds it older than that.</p>\
-<table><tr><th>source</th><th>provider</th><th>view</th><th>credentials</th><th>state</th><th>invitations</th><th>pending</th><th>last success</th><th>last error</th></tr>\n{rows}</table></body></html>\n",
-        version = crate::metrics::VERSION,
-        metrics = html_escape(&web.telemetry_path),
-        interval = rt.config.refresh_interval,
-    );
-    respond(StatusCode::OK, "text/html; charset=utf-8", page)
-}
-
 /// Serve until [`WebOptions::shutdown`], then give in-flight connections
 /// [`SHUTDOWN_GRACE`] to finish and drop the rest.
 ///
@@ -788,26 +555,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_credentials_cell_shows_type_and_expiry_only() {
-        use crate::credentials::CredentialStatus;
-        assert_eq!(credentials_cell(None), "");
-        let fixed = CredentialStatus {
-            kind: "access_key",
-            expires_at: None,
-        };
-        assert_eq!(credentials_cell(Some(fixed)), "access_key");
-        let role = CredentialStatus {
-            kind: "ram_role_arn",
-            expires_at: Some(1_798_761_600.0),
-        };
-        assert_eq!(
-            credentials_cell(Some(role)),
-            "ram_role_arn, expire 2027-01-01T00:00:00Z"
-        );
-    }
-
     use crate::app::ConfigOrigin;
     use crate::cache::Snapshot;
     use crate::config::Config;
