@@ -310,7 +310,7 @@ pub(super) fn parse_source(
     let min = Duration::from_millis(10);
     let connect_timeout = sc.duration("connect_timeout", Duration::from_secs(5), min)?;
     let request_timeout = sc.duration("request_timeout", Duration::from_secs(10), min)?;
-    let credentials = credentials(&mut sc)?;
+    let credentials = credentials(&mut sc, &section)?;
     Ok(SourceConfig {
         name,
         provider,
@@ -471,11 +471,19 @@ fn view_and_ids(sc: &SourceCtx<'_, '_>) -> Result<(View, Vec<String>), ConfigErr
             let mut ids = Vec::with_capacity(items.len());
             for (j, id) in items.iter().enumerate() {
                 let v = id.value.trim();
+                let field = format!("handshake_ids[{j}]");
                 if v.is_empty() || v.len() > 64 || v.contains(char::is_whitespace) {
                     return Err(sc.err(
                         id.referenced.line(),
-                        &format!("handshake_ids[{j}]"),
+                        &field,
                         format!("invalid handshake id {v:?}"),
+                    ));
+                }
+                if let Err(why) = sc.provider.kind().check_handshake_id(v) {
+                    return Err(sc.err(
+                        id.referenced.line(),
+                        &field,
+                        format!("invalid handshake id {v:?}: {why}"),
                     ));
                 }
                 ids.push(v.to_string());
@@ -523,7 +531,10 @@ fn rate_limit(sc: &SourceCtx<'_, '_>) -> Result<Option<f64>, ConfigError> {
     }
 }
 
-fn credentials(sc: &mut SourceCtx<'_, '_>) -> Result<CredentialConfig, ConfigError> {
+fn credentials(
+    sc: &mut SourceCtx<'_, '_>,
+    section: &crate::provider::Section,
+) -> Result<CredentialConfig, ConfigError> {
     let block = match sc.raw.get("credentials") {
         None => None,
         Some(v) => match &v.value {
@@ -554,7 +565,7 @@ fn credentials(sc: &mut SourceCtx<'_, '_>) -> Result<CredentialConfig, ConfigErr
         line: block.as_ref().map_or(sc.line, |(_, line)| *line),
         has_block: block.is_some(),
     };
-    let config = kind.parse_credentials(&mut cctx, block.as_ref().map(|(raw, _)| raw))?;
+    let config = kind.parse_credentials(&mut cctx, block.as_ref().map(|(raw, _)| raw), section)?;
     for (key, url) in config.token_endpoints() {
         if let Ok(parsed) = reqwest::Url::parse(url)
             && parsed.scheme() == "http"

@@ -47,12 +47,21 @@ pub trait ProviderKind: Send + Sync + 'static {
     /// [`ProviderKind::parse_section`] gives for a source that sets none of the keys.
     fn default_section(&self) -> Section;
 
-    /// Validate the source's `credentials:` block (`None`: there is none).
+    /// Validate the source's `credentials:` block (`None`: there is none), knowing
+    /// the source's section (e.g. a region that picks the default STS endpoint).
     fn parse_credentials(
         &self,
         ctx: &mut CredCtx<'_>,
         raw: Option<&RawCredentials>,
+        section: &Section,
     ) -> Result<CredentialConfig, ConfigError>;
+
+    /// Why `id` cannot be one of this cloud's handshake ids, if it cannot (checked
+    /// for every configured `handshake_ids` entry at load, so that one malformed id
+    /// is a configuration error instead of a refresh that always fails).
+    fn check_handshake_id(&self, _id: &str) -> Result<(), String> {
+        Ok(())
+    }
 
     /// The client of one configured source.
     fn build(&self, source: &SourceConfig, transport: Transport) -> Arc<dyn HandshakeProvider>;

@@ -65,6 +65,7 @@ const STYLE: super::data::Style = super::data::Style {
             (TargetType::Email, format!("team{i}@example.com"))
         }
     },
+    action: |_| crate::model::Action::Invite,
 };
 
 /// Whether a request is addressed to the Alibaba API: RPC V1 (`Signature` in the

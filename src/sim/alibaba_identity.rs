@@ -143,7 +143,7 @@ impl Sim {
 }
 
 pub async fn handle(sim: &Sim, req: &SimRequest) -> Option<SimResponse> {
-    if req.path.starts_with("/latest/") {
+    if is_ecs_metadata(req) {
         return Some(metadata(sim, req));
     }
     if req.path != "/" || !(req.method == Method::POST || req.method == Method::GET) {
@@ -450,6 +450,18 @@ fn assume_role_with_oidc(
     }
     let role = role(sim, c.role_arn)?;
     issue(sim, &role, &c)
+}
+
+/// Whether a request is for the ECS metadata service: its RAM credential paths, or
+/// its token path with ECS's own headers (other clouds' instance metadata shares
+/// `/latest/api/token`).
+fn is_ecs_metadata(req: &SimRequest) -> bool {
+    req.path.starts_with("/latest/meta-data/ram/")
+        || (req.path == "/latest/api/token"
+            && (req
+                .headers
+                .contains_key("x-aliyun-ecs-metadata-token-ttl-seconds")
+                || !req.headers.keys().any(|k| k.as_str().starts_with("x-aws-"))))
 }
 
 /// The ECS metadata service: `PUT /latest/api/token`, `GET

@@ -24,6 +24,8 @@ pub struct Style {
     /// The target of invitation `i`: an account when the flag is set, else the
     /// cloud's other target type.
     pub target: fn(&mut fastrand::Rng, usize, bool) -> (TargetType, String),
+    /// What invitation `i` asks for.
+    pub action: fn(usize) -> crate::model::Action,
 }
 
 /// Letters and digits (upper and lower case).
@@ -93,7 +95,7 @@ pub fn generate_with(
                 source: source.clone(),
                 id,
                 status,
-                action: crate::model::Action::Invite,
+                action: (style.action)(i),
                 target_type,
                 target_entity: Some(target),
                 directory_id: Some(directory.clone()),

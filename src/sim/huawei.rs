@@ -79,6 +79,7 @@ const STYLE: super::data::Style = super::data::Style {
             (crate::model::TargetType::Name, format!("acme-dev-{i}"))
         }
     },
+    action: |_| crate::model::Action::Invite,
 };
 
 #[async_trait::async_trait]

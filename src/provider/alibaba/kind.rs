@@ -94,6 +94,7 @@ impl ProviderKind for AlibabaKind {
         &self,
         ctx: &mut CredCtx<'_>,
         raw: Option<&RawCredentials>,
+        _section: &Section,
     ) -> Result<CredentialConfig, ConfigError> {
         creds::parse(ctx, raw).map(CredentialConfig::provider)
     }

@@ -61,6 +61,7 @@ impl ProviderKind for HuaweiKind {
         &self,
         ctx: &mut CredCtx<'_>,
         raw: Option<&RawCredentials>,
+        _section: &Section,
     ) -> Result<CredentialConfig, ConfigError> {
         creds::parse(ctx, raw).map(CredentialConfig::provider)
     }
