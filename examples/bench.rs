@@ -46,18 +46,15 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn list_action(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Alibaba => "ListHandshakesForResourceDirectory",
-        Provider::Huawei => handshake_exporter::provider::huawei::ACTION_LIST_SENT,
-    }
+/// API calls a bench tenant received: its sources only list (the default view), so
+/// every call is a list call.
+fn list_calls(sim: &Sim, ak: &str) -> u64 {
+    sim.calls(ak).values().sum()
 }
 
+/// The dataset of the provider's default view (its simulator lists it first).
 fn dataset(provider: Provider) -> Dataset {
-    match provider {
-        Provider::Alibaba => Dataset::AlibabaResourceDirectory,
-        Provider::Huawei => Dataset::HuaweiSent,
-    }
+    provider.kind().sim().datasets()[0]
 }
 
 /// The provider's default (and largest) page size.
@@ -154,7 +151,7 @@ async fn refresh_runs(
         calls.push(
             tenants
                 .iter()
-                .map(|(ak, p, _)| sim.call_count(ak, list_action(*p)))
+                .map(|(ak, _, _)| list_calls(sim, ak))
                 .collect(),
         );
         for (view, (_, _, n)) in views.iter().zip(tenants) {
@@ -746,7 +743,7 @@ async fn bench_scale(server: &SimServer, seconds: u64, settle: u64) -> Res<Strin
         wait_refreshed(&c, &base, Duration::from_secs(300)).await?;
         let cold = started.elapsed();
         let hwm_refresh = e.status_kib("VmHWM");
-        let calls = server.sim.call_count(&ak, list_action(Provider::Alibaba));
+        let calls = list_calls(&server.sim, &ak);
         server.sim.set_latency(Duration::ZERO);
         tokio::time::sleep(Duration::from_millis(300)).await;
         let after_refresh = e.status_kib("VmRSS");
