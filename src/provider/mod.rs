@@ -2,6 +2,7 @@
 //! yields provider-neutral [`Handshake`]s through [`HandshakeProvider`].
 
 pub mod alibaba;
+pub mod aws;
 pub mod huawei;
 pub mod registry;
 

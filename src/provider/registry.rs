@@ -32,6 +32,7 @@ macro_rules! providers {
 providers! {
     Alibaba => super::alibaba::KIND,
     Huawei => super::huawei::KIND,
+    Aws => super::aws::KIND,
 }
 
 impl Provider {

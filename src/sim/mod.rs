@@ -9,6 +9,8 @@
 
 pub mod alibaba;
 pub mod alibaba_identity;
+pub mod aws;
+pub mod aws_identity;
 pub mod data;
 pub mod huawei;
 pub mod huawei_identity;

@@ -318,16 +318,21 @@ async fn a_bad_config_exits_non_zero_naming_the_line() -> TestResult {
     Ok(())
 }
 
+/// The demo's sources: two views of each cloud.
+const DEMO_SOURCES: [&str; 6] = [
+    "alibaba-rd",
+    "alibaba-account",
+    "huawei-sent",
+    "huawei-received",
+    "aws-organization",
+    "aws-account",
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_serves_both_alibaba_views_and_both_huawei_views() -> TestResult {
+async fn demo_serves_two_views_of_each_of_the_three_clouds() -> TestResult {
     let exporter = Exporter::start_args(&["--demo", "--web.enable-live-lookup"]);
     let text = exporter.scrape().await;
-    for source in [
-        "alibaba-rd",
-        "alibaba-account",
-        "huawei-sent",
-        "huawei-received",
-    ] {
+    for source in DEMO_SOURCES {
         assert_eq!(
             value(&text, "handshake_source_up", &[("source", source)]),
             Some(1.0),
@@ -339,27 +344,42 @@ async fn demo_serves_both_alibaba_views_and_both_huawei_views() -> TestResult {
             "{source}"
         );
     }
-    // alibaba-account gets temporary keys through the simulated STS.
-    assert_eq!(
-        value(
-            &text,
-            "handshake_api_requests_total",
-            &[
-                ("source", "alibaba-account"),
-                ("action", "AssumeRole"),
-                ("code", "200")
-            ]
-        ),
-        Some(1.0)
+    // alibaba-account and aws-account get temporary keys through the simulated STS,
+    // and show when they expire.
+    for source in ["alibaba-account", "aws-account"] {
+        assert_eq!(
+            value(
+                &text,
+                "handshake_api_requests_total",
+                &[
+                    ("source", source),
+                    ("action", "AssumeRole"),
+                    ("code", "200")
+                ]
+            ),
+            Some(1.0),
+            "{source}"
+        );
+        assert!(
+            value(
+                &text,
+                "handshake_source_credentials_expiry_timestamp_seconds",
+                &[("source", source)]
+            )
+            .is_some_and(|t| t > 1e9),
+            "{source}"
+        );
+    }
+    // AWS handshakes carry their action: every tenth generated one enables all features.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("handshake_info{provider=\"aws\"")
+                && l.contains("action=\"enable_all_features\"")),
+        "no AWS handshake with action enable_all_features"
     );
     // The simulator pins one pending invitation per dataset 5 hours from expiry, so
     // each source has at least one in the 1d window.
-    for source in [
-        "alibaba-rd",
-        "alibaba-account",
-        "huawei-sent",
-        "huawei-received",
-    ] {
+    for source in DEMO_SOURCES {
         let within_1d = sum(
             &text,
             "handshake_pending_expiring",
