@@ -582,6 +582,7 @@ mod tests {
             last_success: Some(1_800_000_000.0),
             last_duration: Some(Duration::from_millis(20)),
             last_error: None,
+            failing_since: None,
             refreshing: false,
             generation: 7,
         };
