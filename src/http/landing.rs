@@ -516,7 +516,7 @@ thead th{background:var(--head);font-weight:600;white-space:nowrap}\
 .up{color:var(--ok)}.failing{color:var(--bad)}.refreshing,.not_fetched{color:var(--warn)}\
 .err{color:var(--muted);font-size:.85em;overflow-wrap:anywhere;max-width:28rem}\
 .counts{list-style:none;margin:0;padding:0;font-size:.9em;color:var(--muted)}\
-.id,.target{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em;overflow-wrap:anywhere}\
+.id,.target{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em;word-break:break-all}\
 .past,tr.past td{color:var(--bad)}\
 .mark{display:inline-block;margin-left:.3rem;padding:0 .4rem;border-radius:3px;background:var(--bad);color:var(--bg);font-size:.8em;font-weight:600}\
 .barcol{width:30%}\
@@ -527,8 +527,8 @@ thead th{background:var(--head);font-weight:600;white-space:nowrap}\
 @media (max-width:760px){body{padding:.6rem}\
 table.rsp thead{display:none}\
 table.rsp tr{display:block;border:1px solid var(--line);border-radius:6px;margin:0 0 .7rem;padding:.3rem 0}\
-table.rsp td{display:grid;grid-template-columns:8rem 1fr;gap:.5rem;border:0;padding:.2rem .6rem;width:auto}\
-table.rsp td::before{content:attr(data-label);font-weight:600;color:var(--muted)}}";
+table.rsp td{display:block;position:relative;border:0;padding:.2rem .6rem .2rem 9.4rem;width:auto;min-height:1.8rem;text-align:left}\
+table.rsp td::before{content:attr(data-label);position:absolute;left:.6rem;width:8.6rem;white-space:nowrap;overflow:hidden;font-weight:600;color:var(--muted)}}";
 
 /// The whole page, from its input alone.
 pub fn render(input: &PageInput) -> String {
