@@ -118,6 +118,6 @@ shot() {
   [ -s "$out" ] || skip "chromium wrote no screenshot: $(tail -n 1 "$work/chromium.log")"
   log "wrote $out ($(wc -c <"$out") bytes, ${size/,/x}) from $url"
 }
-shot "$OUT" 1280 1600
+shot "$OUT" 1280 2200
 # Blink's preferredColorScheme: 0 is dark (what prefers-color-scheme then matches).
 shot "$PHONE_OUT" 390 1400 --blink-settings=preferredColorScheme=0

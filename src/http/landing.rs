@@ -242,7 +242,7 @@ fn credentials_cell(status: Option<&CredentialStatus>, now: f64) -> String {
     let expiry = status
         .expires_at
         .map(|t| {
-            let verb = if t < now { "expired" } else { "expire" };
+            let verb = if t < now { "expired" } else { "expires" };
             format!(", {verb} {}", time_element(t, now))
         })
         .unwrap_or_default();
@@ -253,26 +253,39 @@ fn credentials_cell(status: Option<&CredentialStatus>, now: f64) -> String {
     )
 }
 
-/// The pending invitations with an expiry, soonest first (ties by source, then id,
-/// so the order is stable).
-fn pending_with_expiry<'a>(
+/// A pending invitation with an expiry: its source, itself, and when (Unix time).
+type Expiring<'a> = (&'a SourceView, &'a Handshake, f64);
+
+fn pending_expiries<'a>(v: &'a SourceView) -> impl Iterator<Item = Expiring<'a>> {
+    v.snapshot
+        .iter()
+        .flat_map(|s| s.handshakes.iter())
+        .filter(|h| h.status == Status::Pending)
+        .filter_map(move |h| h.expires_at.map(|e| (v, h, unix(e))))
+}
+
+/// Soonest first; ties by source, then id, so the order is stable.
+fn soonest_first(a: &Expiring, b: &Expiring) -> std::cmp::Ordering {
+    a.2.total_cmp(&b.2)
+        .then_with(|| a.0.name.cmp(&b.0.name))
+        .then_with(|| a.1.id.cmp(&b.1.id))
+}
+
+/// The `limit` pending invitations that expire soonest, in order, and how many
+/// there are in all. Only those shown are sorted: a page over 100,000 invitations
+/// sorts 20.
+fn soonest<'a>(
     sources: impl Iterator<Item = &'a SourceView>,
-) -> Vec<(&'a SourceView, &'a Handshake, f64)> {
-    let mut list: Vec<_> = sources
-        .flat_map(|v| {
-            v.snapshot
-                .iter()
-                .flat_map(|s| s.handshakes.iter())
-                .filter(|h| h.status == Status::Pending)
-                .filter_map(move |h| h.expires_at.map(|e| (v, h, unix(e))))
-        })
-        .collect();
-    list.sort_by(|a, b| {
-        a.2.total_cmp(&b.2)
-            .then_with(|| a.0.name.cmp(&b.0.name))
-            .then_with(|| a.1.id.cmp(&b.1.id))
-    });
-    list
+    limit: usize,
+) -> (Vec<Expiring<'a>>, usize) {
+    let mut list: Vec<Expiring> = sources.flat_map(pending_expiries).collect();
+    let total = list.len();
+    if limit < list.len() {
+        list.select_nth_unstable_by(limit, soonest_first);
+        list.truncate(limit);
+    }
+    list.sort_unstable_by(soonest_first);
+    (list, total)
 }
 
 fn source_row(out: &mut String, row: &SourceRow, input: &PageInput) {
@@ -284,7 +297,7 @@ fn source_row(out: &mut String, row: &SourceRow, input: &PageInput) {
         by_status[h.status.index()] += 1;
     }
     let pending = by_status[Status::Pending.index()];
-    let soonest = pending_with_expiry(std::iter::once(v)).first().map(|x| x.2);
+    let soonest = pending_expiries(v).map(|x| x.2).min_by(f64::total_cmp);
     let name = escape(&v.name);
     let provider = escape(v.provider.as_str());
     let _ = write!(
@@ -429,8 +442,7 @@ fn expiring_section(out: &mut String, input: &PageInput) {
                 .as_deref()
                 .is_none_or(|p| v.provider.as_str() == p)
     });
-    let all = pending_with_expiry(selected);
-    let shown = &all[..all.len().min(q.limit)];
+    let (shown, total) = soonest(selected, q.limit);
     // Bars share one scale: the longest time left shown is the full width.
     let scale = shown.iter().map(|x| x.2 - now).fold(0.0_f64, f64::max);
     if shown.is_empty() {
@@ -439,7 +451,7 @@ fn expiring_section(out: &mut String, input: &PageInput) {
         out.push_str(
             "<div class=\"scroll\"><table class=\"expiring rsp\"><thead><tr><th>Source</th><th>Provider</th><th>Invitation</th><th>Target</th><th>Time left</th><th class=\"barcol\">&nbsp;</th></tr></thead><tbody>\n",
         );
-        for (v, h, at) in shown {
+        for (v, h, at) in &shown {
             let left = at - now;
             let past = left < 0.0;
             let width = if past || scale <= 0.0 {
@@ -481,11 +493,11 @@ fn expiring_section(out: &mut String, input: &PageInput) {
         out,
         "<p class=\"count muted\" data-shown=\"{}\" data-total=\"{}\">Showing {} of {} pending invitations with an expiry time",
         shown.len(),
-        all.len(),
+        total,
         shown.len(),
-        all.len()
+        total
     );
-    if all.len() > shown.len() && q.limit < MAX_LIMIT {
+    if total > shown.len() && q.limit < MAX_LIMIT {
         let more = (q.limit * 2).min(MAX_LIMIT);
         let _ = write!(
             out,

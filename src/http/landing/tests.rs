@@ -230,7 +230,7 @@ fn each_source_shows_the_figures_of_its_data() {
     assert_eq!(text(soonest), "2 h ago");
     assert!(soonest.value().classes().any(|c| c == "past"));
     assert_eq!(text(cell(a, "last")), "3 min ago");
-    assert_eq!(text(cell(a, "creds")), "ram_role_arn, expire in 50 min");
+    assert_eq!(text(cell(a, "creds")), "ram_role_arn, expires in 50 min");
 
     let b = source_tr(&doc, "hw-org");
     assert_eq!(text(cell(b, "provider")), "huawei");
