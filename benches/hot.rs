@@ -57,6 +57,7 @@ fn view(n: usize) -> SourceView {
         last_success: Some(fetched_at),
         last_duration: Some(Duration::from_millis(180)),
         last_error: None,
+        failing_since: None,
         refreshing: false,
         generation: 1,
     }

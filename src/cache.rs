@@ -38,6 +38,9 @@ pub struct SourceView {
     pub last_success: Option<f64>,
     pub last_duration: Option<Duration>,
     pub last_error: Option<ApiError>,
+    /// Unix time the first failed refresh since the last success finished (`None`
+    /// while the last refresh succeeded): "failing since" on the landing page.
+    pub failing_since: Option<f64>,
     pub refreshing: bool,
     /// Changes whenever anything rendered from this source changes (every finished
     /// refresh, successful or not); unique across sources and reloads. Rendered
@@ -60,6 +63,7 @@ struct State {
     last_attempt_end: Option<Instant>,
     last_duration: Option<Duration>,
     last_error: Option<ApiError>,
+    failing_since: Option<f64>,
     /// Completion signal of the running refresh; scrapes clone it to wait.
     inflight: Option<watch::Receiver<bool>>,
     generation: u64,
@@ -174,6 +178,7 @@ impl SourceCache {
             last_success: st.snapshot.as_ref().map(|s| s.fetched_at),
             last_duration: st.last_duration,
             last_error: st.last_error.clone(),
+            failing_since: st.failing_since,
             refreshing: st.inflight.is_some(),
             generation: st.generation,
         }
@@ -293,10 +298,13 @@ impl SourceCache {
                 }));
                 st.up = true;
                 st.last_error = None;
+                st.failing_since = None;
             }
             Err(e) => {
                 st.up = false;
                 st.last_error = Some(e);
+                // Kept through later failures: the outage began at the first one.
+                st.failing_since.get_or_insert_with(unix_now);
             }
         }
     }
@@ -682,5 +690,29 @@ mod tests {
         assert!(!v.up);
         assert_eq!(v.snapshot.map(|s| s.handshakes.len()), Some(1));
         assert_eq!(v.last_error.map(|e| e.reason), Some(Reason::Server));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failing_since_is_the_first_failure_after_the_last_success() {
+        let (c, client) = cache(0, Duration::from_secs(1));
+        let refresh = || async {
+            tokio::time::advance(Duration::from_secs(2)).await;
+            c.ensure_fresh(Instant::now() + Duration::from_secs(5))
+                .await;
+        };
+        refresh().await;
+        assert_eq!(c.view().failing_since, None);
+        client.fail.store(true, Ordering::SeqCst);
+        let before = unix_now();
+        refresh().await;
+        let first = c.view().failing_since;
+        assert!(first.is_some_and(|t| t >= before), "{first:?}");
+        // A later failure keeps the start of the outage.
+        std::thread::sleep(Duration::from_millis(5));
+        refresh().await;
+        assert_eq!(c.view().failing_since, first);
+        client.fail.store(false, Ordering::SeqCst);
+        refresh().await;
+        assert_eq!(c.view().failing_since, None);
     }
 }

@@ -794,6 +794,7 @@ mod tests {
             last_success: Some(5_000.5),
             last_duration: Some(std::time::Duration::from_millis(1500)),
             last_error: None,
+            failing_since: None,
             refreshing: false,
             generation: 1,
         }

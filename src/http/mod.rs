@@ -290,7 +290,7 @@ pub async fn handle(app: Arc<App>, web: Arc<WebOptions>, req: Request<Incoming>)
                 Some(s) => metrics(&app, &web, req.headers(), Some(&s)).await,
             }
         }
-        (&Method::GET, "/") => landing::landing(&app, &web),
+        (&Method::GET, "/") => landing::landing(&app, &web, req.headers(), &query).await,
         (&Method::GET, "/-/healthy") => respond(StatusCode::OK, "text/plain", "Healthy\n"),
         // Ready once the configuration is loaded and the listener is up: readiness
         // never waits on a cloud API.
@@ -582,6 +582,7 @@ mod tests {
             last_success: Some(1_800_000_000.0),
             last_duration: Some(Duration::from_millis(20)),
             last_error: None,
+            failing_since: None,
             refreshing: false,
             generation: 7,
         };

@@ -9,6 +9,7 @@ mod hardening;
 mod harness;
 mod hostile;
 mod huawei_credentials;
+mod landing;
 mod reliability;
 mod soak;
 mod stack;
