@@ -612,6 +612,17 @@ impl Sim {
             .count()
     }
 
+    /// The secrets and security tokens of every temporary credential issued for a
+    /// tenant: what a test checks never shows in logs, metrics or pages.
+    pub fn session_secrets(&self, tenant: &str) -> Vec<String> {
+        self.lock()
+            .sessions
+            .values()
+            .filter(|s| s.tenant == tenant)
+            .flat_map(|s| [s.secret.clone(), s.security_token.clone()])
+            .collect()
+    }
+
     /// Access key id, secret and provider of every tenant with data, sorted.
     pub fn tenant_keys(&self) -> Vec<(String, String, crate::model::Provider)> {
         let mut keys: Vec<_> = self

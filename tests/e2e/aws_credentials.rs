@@ -1,0 +1,111 @@
+//! The real binary with AWS `type: web_identity` credentials (EKS IRSA) against the
+//! simulated STS: rotation with no failed refresh, the expiry metric, a token STS no
+//! longer accepts (reason="credentials" once the keys lapse, last data kept), and no
+//! token, secret or session token in the log, the metrics, the landing page or the
+//! JSON API.
+
+use crate::harness::*;
+use handshake_exporter::sim::Dataset;
+use std::time::Duration;
+
+const AK: &str = "AKIAE2EWEBIDENTITY01";
+const SK: &str = "awsE2eWebIdentityTenantSecret0000000001";
+const ROLE: &str = "arn:aws:iam::111122223333:role/handshake-e2e";
+const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.aws-e2e-projected-token.c2lnbmF0dXJl";
+
+fn failures(text: &str, reason: &str) -> f64 {
+    sum(
+        text,
+        "handshake_source_refresh_failures_total",
+        &[("source", "aws"), ("reason", reason)],
+    )
+}
+
+fn listed(text: &str) -> f64 {
+    sum(text, "handshake_invitations", &[("source", "aws")])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_identity_credentials_rotate_fail_only_after_expiry_and_never_leak() -> TestResult {
+    let lifetime = Duration::from_secs(3);
+    let dir = tempfile::tempdir()?;
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN)?;
+    let token_path = token_file.display().to_string();
+    let (sim, exporter) = Harness::builder()
+        .tenant(AK, SK, &[(Dataset::AwsOrganization, 3)])
+        .sim(move |sim| {
+            sim.set_credential_lifetime(lifetime);
+            sim.with_aws_identity(|s| {
+                s.add_role(ROLE, AK, None);
+                s.web_identity_tokens.insert(TOKEN.into());
+            });
+        })
+        .top("refresh_interval: 1s\nrefresh_timeout: 4s\n")
+        .source_yaml(move |sim| {
+            format!(
+                "  - name: aws\n    provider: aws\n    endpoint: {url}\n    credentials:\n      type: web_identity\n      role_arn: {ROLE}\n      web_identity_token_file: {token_path}\n      duration: 15m\n      sts_endpoint: {url}\n",
+                url = sim.url()
+            )
+        })
+        .start()
+        .await;
+
+    // Three lifetimes of scrapes (each can trigger a refresh): no failure at all.
+    let started = std::time::Instant::now();
+    let mut last = String::new();
+    while started.elapsed() < lifetime * 3 {
+        last = exporter.scrape().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        sum(
+            &last,
+            "handshake_source_refresh_failures_total",
+            &[("source", "aws")]
+        ),
+        0.0,
+        "{last}\n{}",
+        exporter.log()
+    );
+    assert_eq!(listed(&last), 3.0, "{last}");
+    let expiry = value(
+        &last,
+        "handshake_source_credentials_expiry_timestamp_seconds",
+        &[("provider", "aws"), ("source", "aws")],
+    )
+    .ok_or("expiry metric")?;
+    assert!(expiry > chrono::Utc::now().timestamp() as f64 - 1.0);
+    let issued = sim
+        .sim
+        .with_aws_identity(|s| s.call_count("AssumeRoleWithWebIdentity"));
+    assert!(issued >= 3, "rotated: {issued}");
+    assert!(issued <= 2 * 4 + 1, "bounded: {issued}");
+
+    // STS stops accepting the token: once the keys lapse, reason="credentials" and
+    // the last data stays.
+    sim.sim.with_aws_identity(|s| s.web_identity_tokens.clear());
+    let mut text = String::new();
+    let until = std::time::Instant::now() + lifetime * 3;
+    let mut failed = false;
+    while !failed && std::time::Instant::now() < until {
+        text = exporter.scrape().await;
+        failed = failures(&text, "credentials") > 0.0;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(failed, "{text}");
+    assert_eq!(failures(&text, "auth"), 0.0, "{text}");
+    assert_eq!(listed(&text), 3.0, "last data kept: {text}");
+
+    // Nothing STS handed out, nor the token, shows anywhere.
+    let (_, landing) = get(&exporter.url("/")).await;
+    let (_, json) = get(&exporter.url("/api/v1/handshakes")).await;
+    let everything = format!("{}\n{text}\n{landing}\n{json}", exporter.log());
+    let mut secrets = sim.sim.session_secrets(AK);
+    assert!(secrets.len() >= 6, "{secrets:?}");
+    secrets.extend([TOKEN.to_string(), SK.to_string()]);
+    for secret in &secrets {
+        assert!(!everything.contains(secret.as_str()), "a secret leaked");
+    }
+    Ok(())
+}
