@@ -167,6 +167,69 @@ class Identities(unittest.TestCase):
         labels = one(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
         self.assertNotIn("pod-identity.alibabacloud.com/injection", labels)
 
+    def test_eks_irsa(self):
+        objs = render("eks-irsa-values.yaml", "serviceAccount.annotations.team=platform")
+        sa = one(objs, "ServiceAccount")
+        self.assertEqual(sa["metadata"]["annotations"], {
+            "eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/handshake-exporter-reader",
+            "eks.amazonaws.com/sts-regional-endpoints": "true",
+            "team": "platform",  # merged with serviceAccount.annotations
+        })
+        pod = one(objs, "Deployment")["spec"]["template"]
+        self.assertEqual(pod["spec"]["serviceAccountName"], sa["metadata"]["name"])
+        # The webhook's token is readable by the non-root exporter through fsGroup.
+        self.assertEqual(pod["spec"]["securityContext"]["fsGroup"], 65534)
+        cfg = {s["name"]: s for s in exporter_config(objs)["sources"]}
+        # No block injected: the default chain reads AWS_ROLE_ARN / AWS_WEB_IDENTITY_TOKEN_FILE.
+        self.assertNotIn("credentials", cfg["aws-org"])
+        # A source's own block wins.
+        self.assertEqual(cfg["aws-member"]["credentials"]["role_arn"],
+                         "arn:aws:iam::444455556666:role/handshake-exporter-member")
+        objs = render("eks-irsa-values.yaml", "eksIrsa.stsRegionalEndpoints=false")
+        self.assertNotIn("eks.amazonaws.com/sts-regional-endpoints",
+                         one(objs, "ServiceAccount")["metadata"]["annotations"])
+
+    def test_eks_irsa_keeps_aws_sources_keyless_next_to_static_keys(self):
+        # Static keys for an Alibaba source must not turn the IRSA source into a
+        # static-key source (the files would not exist and IRSA would be bypassed).
+        objs = render("eks-irsa-values.yaml", "existingSecret=alibaba-keys",
+                      "config.sources[2].name=rd-prod", "config.sources[2].provider=alibaba",
+                      "config.sources[2].view=resource_directory")
+        cfg = {s["name"]: s for s in exporter_config(objs)["sources"]}
+        self.assertNotIn("credentials", cfg["aws-org"])
+        self.assertTrue(cfg["rd-prod"]["credentials"]["access_key_id_file"].endswith("/rd-prod.access_key_id"))
+        # Without the preset, the static keys do reach AWS sources (they read
+        # access_key_id_file too).
+        objs = render("eks-irsa-values.yaml", "eksIrsa.enabled=false", "existingSecret=aws-keys")
+        cfg = {s["name"]: s for s in exporter_config(objs)["sources"]}
+        self.assertTrue(cfg["aws-org"]["credentials"]["access_key_id_file"].endswith("/aws-org.access_key_id"))
+
+    def test_all_presets_at_once(self):
+        objs = render("everything-values.yaml")
+        annotations = one(objs, "ServiceAccount")["metadata"]["annotations"]
+        self.assertEqual(annotations["eks.amazonaws.com/role-arn"],
+                         "arn:aws:iam::111122223333:role/handshake-exporter-reader")
+        self.assertEqual(annotations["pod-identity.alibabacloud.com/role-name"], "handshake-exporter-reader")
+        self.assertEqual(annotations["example.com/team"], "platform")
+        cfg = {s["name"]: s for s in exporter_config(objs)["sources"]}
+        self.assertEqual(cfg["rd-prod"]["credentials"], {"type": "oidc_role_arn"})
+        self.assertEqual(cfg["org-main"]["credentials"]["type"], "federated")
+        self.assertNotIn("credentials", cfg["aws-org"])
+
+    def test_eks_irsa_half_configured_fails_with_a_message(self):
+        p = helm("template", "t", CHART, "--set", "eksIrsa.enabled=true", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("eksIrsa.roleArn is required with eksIrsa.enabled", p.stderr)
+        p = helm("template", "t", CHART, "--set",
+                 "eksIrsa.enabled=true,eksIrsa.roleArn=arn:aws:iam::111122223333:role/r,serviceAccount.create=false",
+                 check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("eksIrsa.enabled needs serviceAccount.create: true", p.stderr)
+        p = helm("template", "t", CHART, "--set", "eksIrsa.enabled=true,eksIrsa.roleArn=handshake-reader",
+                 check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("roleArn", p.stderr)
+
     def test_cce(self):
         objs = render("cce-values.yaml")
         m = mounts(objs)
@@ -222,21 +285,29 @@ RRSA_ENV = {
     "ALIBABA_CLOUD_ROLE_ARN": "acs:ram::1234567890123456:role/handshake-exporter-reader",
     "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c1",
 }
+# What the EKS pod identity webhook injects for IRSA (AWS_WEB_IDENTITY_TOKEN_FILE is
+# set per run to a temporary token). IMDS is off so that an AWS source the chart left
+# without credentials must resolve from this environment, not fall back to an instance
+# role with only a warning.
+IRSA_ENV = {
+    "AWS_ROLE_ARN": "arn:aws:iam::111122223333:role/handshake-exporter-reader",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 
 
 class ConfigAccepted(unittest.TestCase):
     """Every scenario's rendered configuration passes the real binary's --config.check.
 
     The files the config names (mounted keys, projected tokens) do not exist here: each
-    `*_file` path is replaced by a temporary file, and the RRSA variables ACK's webhook
-    injects are set, as they would be in the pod.
+    `*_file` path is replaced by a temporary file, and the variables ACK's webhook (RRSA)
+    and EKS's pod identity webhook (IRSA) inject are set, as they would be in the pod.
     """
 
     @unittest.skipUnless(os.access(EXPORTER, os.X_OK) or os.environ.get("HANDSHAKE_REQUIRE_TOOLS"),
                          "no exporter binary (build it, or set HANDSHAKE_EXPORTER_BIN)")
     def test_every_scenario_passes_config_check(self):
         names = sorted(f for f in os.listdir(CI) if f.endswith(".yaml"))
-        self.assertGreaterEqual(len(names), 7)
+        self.assertGreaterEqual(len(names), 8)
         for name in names:
             with self.subTest(scenario=name), tempfile.TemporaryDirectory() as tmp:
                 cfg = exporter_config(render(name))
@@ -248,15 +319,16 @@ class ConfigAccepted(unittest.TestCase):
                                 f.write("placeholder-value\n")
                             os.chmod(path, 0o600)
                             src["credentials"][key] = path
-                token = os.path.join(tmp, "rrsa-token")
+                token = os.path.join(tmp, "oidc-token")
                 with open(token, "w") as f:
                     f.write("eyJhbGciOiJSUzI1NiJ9.e30.sig\n")
                 path = os.path.join(tmp, "config.yml")
                 with open(path, "w") as f:
                     yaml.safe_dump(cfg, f)
                 env = {k: v for k, v in os.environ.items()
-                       if not k.startswith(("ALIBABA_CLOUD_", "HUAWEICLOUD_"))}
+                       if not k.startswith(("ALIBABA_CLOUD_", "HUAWEICLOUD_", "AWS_"))}
                 env.update(RRSA_ENV, ALIBABA_CLOUD_OIDC_TOKEN_FILE=token, HOME=tmp)
+                env.update(IRSA_ENV, AWS_WEB_IDENTITY_TOKEN_FILE=token)
                 p = subprocess.run([EXPORTER, "--config.file", path, "--config.check"],
                                    capture_output=True, text=True, env=env)
                 self.assertEqual(p.returncode, 0,

@@ -95,6 +95,12 @@ app.kubernetes.io/part-of: handshake-exporter
 {{- if and .Values.rrsa.enabled (not .Values.serviceAccount.create) }}
 {{- fail "rrsa.enabled needs serviceAccount.create: true (the chart annotates its ServiceAccount); with your own ServiceAccount, annotate it yourself and leave rrsa.enabled false" }}
 {{- end }}
+{{- if and .Values.eksIrsa.enabled (not .Values.eksIrsa.roleArn) }}
+{{- fail "eksIrsa.roleArn is required with eksIrsa.enabled (the IAM role the ServiceAccount assumes, arn:aws:iam::<account id>:role/<name>)" }}
+{{- end }}
+{{- if and .Values.eksIrsa.enabled (not .Values.serviceAccount.create) }}
+{{- fail "eksIrsa.enabled needs serviceAccount.create: true (the chart annotates its ServiceAccount); with your own ServiceAccount, annotate it with eks.amazonaws.com/role-arn yourself and leave eksIrsa.enabled false" }}
+{{- end }}
 {{- if and .Values.cce.enabled (not .Values.cce.idpId) }}
 {{- fail "cce.idpId is required with cce.enabled (the IAM identity provider id)" }}
 {{- end }}
@@ -119,7 +125,8 @@ app.kubernetes.io/part-of: handshake-exporter
 `credentials` of sources that have none. The keys are the exporter's configuration
 contract (README "Configuration"): oidc_role_arn for ACK RRSA (role, provider and token
 file from the webhook's environment), federated with idp_id and id_token_file for CCE,
-access_key_id_file / access_key_secret_file for static keys. */}}
+nothing for EKS IRSA (the default chain reads the webhook's AWS_ROLE_ARN and
+AWS_WEB_IDENTITY_TOKEN_FILE), access_key_id_file / access_key_secret_file for static keys. */}}
 {{- define "handshake-exporter.config" -}}
 {{- $cfg := deepCopy .Values.config }}
 {{- $secret := include "handshake-exporter.credentialsSecret" . }}
@@ -133,6 +140,9 @@ access_key_id_file / access_key_secret_file for static keys. */}}
 {{- else if and (eq (toString $s.provider) "huawei") $.Values.cce.enabled }}
 {{- $c := dict "type" "federated" "idp_id" $.Values.cce.idpId "id_token_file" (printf "%s/token" $.Values.cce.mountPath) }}
 {{- $_ := set $s "credentials" $c }}
+{{- else if and (eq (toString $s.provider) "aws") $.Values.eksIrsa.enabled }}
+{{- /* IRSA: no block, so the default chain reads AWS_ROLE_ARN and
+AWS_WEB_IDENTITY_TOKEN_FILE from the webhook (and static keys do not shadow it). */}}
 {{- else if $secret }}
 {{- if not $s.name }}{{ fail (printf "config.sources[%d] has no name: the static-key file names are <name>.access_key_id" $i) }}{{ end }}
 {{- $c := dict "access_key_id_file" (printf "%s/%s.access_key_id" $dir $s.name) "access_key_secret_file" (printf "%s/%s.access_key_secret" $dir $s.name) }}
