@@ -231,3 +231,92 @@ mod alibaba {
         );
     }
 }
+
+mod aws {
+    use handshake_exporter::model::Interner;
+    use handshake_exporter::provider::aws::wire::{parse_describe, parse_error, parse_list};
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    const PAGE: &str = r#"{"Handshakes":[{"Id":"h-examplehandshakeid111","Arn":"arn:aws:organizations::111111111111:handshake/o-exampleorgid/invite/h-examplehandshakeid111","Parties":[{"Id":"o-exampleorgid","Type":"ORGANIZATION"},{"Id":"222222222222","Type":"ACCOUNT"}],"State":"OPEN","RequestedTimestamp":1.7E9,"ExpirationTimestamp":"2024-05-14T08:00:00Z","Action":"INVITE","Resources":[]}],"NextToken":"AAEAAbX+tok/Zm9v=="}"#;
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|f| serde_json::json!(f)),
+            "\\PC{0,20}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("Handshakes".to_string()),
+                        Just("Handshake".to_string()),
+                        Just("NextToken".to_string()),
+                        Just("Id".to_string()),
+                        Just("State".to_string()),
+                        Just("Parties".to_string()),
+                        Just("Type".to_string()),
+                        Just("RequestedTimestamp".to_string()),
+                        Just("ExpirationTimestamp".to_string()),
+                        Just("Action".to_string()),
+                        Just("__type".to_string()),
+                        Just("message".to_string()),
+                        "[A-Za-z_]{1,10}",
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic_on_arbitrary_bytes(body in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let source: Arc<str> = Arc::from("fuzz");
+            let _ = parse_list("ListHandshakesForOrganization", &body, &source, &mut Interner::default());
+            let _ = parse_describe("DescribeHandshake", &body, &source);
+            let _ = parse_error("ListHandshakesForOrganization", 400, &Default::default(), &body);
+        }
+
+        #[test]
+        fn parsers_never_panic_on_arbitrary_json(v in json_value()) {
+            let source: Arc<str> = Arc::from("fuzz");
+            let body = serde_json::to_vec(&v).unwrap_or_default();
+            let _ = parse_list("ListHandshakesForOrganization", &body, &source, &mut Interner::default());
+            let _ = parse_describe("DescribeHandshake", &body, &source);
+            for status in [400u16, 403, 404, 429, 500] {
+                let e = parse_error("ListHandshakesForOrganization", status, &Default::default(), &body);
+                prop_assert!(e.http_status.is_none() || e.http_status == Some(status));
+            }
+        }
+
+        #[test]
+        fn truncated_pages_are_errors_not_empty_lists(cut in 0usize..PAGE.len()) {
+            let body = &PAGE.as_bytes()[..cut];
+            let source: Arc<str> = Arc::from("fuzz");
+            prop_assert!(
+                parse_list("ListHandshakesForOrganization", body, &source, &mut Interner::default()).is_err(),
+                "cut at {}",
+                cut
+            );
+        }
+    }
+
+    #[test]
+    fn the_untouched_page_parses() {
+        let source: Arc<str> = Arc::from("fuzz");
+        let page = parse_list(
+            "ListHandshakesForOrganization",
+            PAGE.as_bytes(),
+            &source,
+            &mut Interner::default(),
+        );
+        assert!(page.is_ok_and(|p| p.handshakes.len() == 1 && p.next_token.is_some()));
+    }
+}
