@@ -9,6 +9,7 @@ use crate::cache::{Snapshot, SourceView};
 use crate::config::{ExpiryWindow, PerInvitation, TargetLabel};
 use crate::model::{Handshake, Provider, Status, TargetType};
 use std::io::Write;
+use std::sync::Arc;
 
 /// Rendering choices from the configuration.
 #[derive(Clone, Debug)]
@@ -446,23 +447,50 @@ fn render_counts(out: &mut Vec<u8>, sources: &[SourceView]) {
     }
 }
 
+/// What `handshake_pending_expiring` needs of a source: its pending invitations'
+/// target types and expiries (a few bytes each, where a [`Handshake`] is hundreds:
+/// a [`Template`] counts them again every second).
+struct Pending {
+    provider: Provider,
+    name: Arc<str>,
+    expiries: Vec<(TargetType, Option<i64>)>,
+}
+
+fn pending_of(sources: &[SourceView]) -> Vec<Pending> {
+    sources
+        .iter()
+        .filter_map(|s| {
+            let snap = s.snapshot.as_ref()?;
+            Some(Pending {
+                provider: s.provider,
+                name: s.name.clone(),
+                expiries: snap
+                    .handshakes
+                    .iter()
+                    .filter(|h| h.status == Status::Pending)
+                    .map(|h| (h.target_type, h.expires_at.map(|e| e.timestamp())))
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
 fn render_expiring(out: &mut Vec<u8>, sources: &[SourceView], now: f64, opts: &RenderOptions) {
+    write_expiring(out, &pending_of(sources), now, opts);
+}
+
+fn write_expiring(out: &mut Vec<u8>, sources: &[Pending], now: f64, opts: &RenderOptions) {
     header(
         out,
         "handshake_pending_expiring",
         "Pending invitations whose expiry is at most `within` away (already past ones count in every window; +Inf counts every pending invitation), from the cached list action.",
     );
     for s in sources {
-        let Some(snap) = &s.snapshot else { continue };
         let known = known_target_types(s.provider);
         // counts[target_type][window]
         let mut counts = vec![[0u64; TargetType::ALL.len()]; opts.windows.len()];
-        for h in snap
-            .handshakes
-            .iter()
-            .filter(|h| h.status == Status::Pending)
-        {
-            let left = h.expires_at.map(|e| e.timestamp() as f64 - now);
+        for &(target_type, expiry) in &s.expiries {
+            let left = expiry.map(|e| e as f64 - now);
             for (w, window) in opts.windows.iter().enumerate() {
                 let inside = match (window.seconds, left) {
                     (None, _) => true,
@@ -470,7 +498,7 @@ fn render_expiring(out: &mut Vec<u8>, sources: &[SourceView], now: f64, opts: &R
                     (Some(_), None) => false,
                 };
                 if inside {
-                    counts[w][h.target_type.index()] += 1;
+                    counts[w][target_type.index()] += 1;
                 }
             }
         }
@@ -712,7 +740,7 @@ pub struct Template {
     /// Bytes the filled `expires_in` lines take, numbers left aside.
     expires_in_len: usize,
     /// For `handshake_pending_expiring`, counted again every second.
-    views: Vec<SourceView>,
+    pending: Vec<Pending>,
     opts: RenderOptions,
     deflated: tokio::sync::OnceCell<Option<[Deflated; 3]>>,
 }
@@ -764,7 +792,7 @@ impl Template {
             rest: rest.into(),
             holes,
             expires_in_len,
-            views: sources.to_vec(),
+            pending: pending_of(sources),
             opts: opts.clone(),
             deflated: tokio::sync::OnceCell::new(),
         }
@@ -773,8 +801,8 @@ impl Template {
     /// The parts that depend on `now` (Unix seconds).
     pub fn fill(&self, now: f64) -> Filled {
         let mut expiring =
-            Vec::with_capacity(1_024 + self.views.len() * (512 + self.opts.windows.len() * 512));
-        render_expiring(&mut expiring, &self.views, now, &self.opts);
+            Vec::with_capacity(1_024 + self.pending.len() * (512 + self.opts.windows.len() * 512));
+        write_expiring(&mut expiring, &self.pending, now, &self.opts);
         // Numbers: at most 20 digits, a sign, a point, 3 decimals and a newline.
         let mut lines = Vec::with_capacity(self.expires_in_len + self.holes.len() * 26);
         for h in &self.holes {
