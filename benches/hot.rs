@@ -3,6 +3,10 @@
 //! - `render/N`: the snapshot families for N invitations (one source);
 //! - `metrics_body/N`: the whole `/metrics` body (render + the exporter's registry);
 //! - `gzip/10000`: compressing the 10,000-invitation body as `/metrics` does;
+//! - `template/*` (100,000 invitations, default budget): what a scrape wave pays
+//!   per second (`fill`: the `expires_in` values and expiring counts, and
+//!   `deflate_fill`: compressing them), against the whole render (`render`) and
+//!   making the template (`new`, once per refresh while scrapes keep coming);
 //! - `sign/*`: signing one list request;
 //! - `registry/*`: the exporter's own registry (with and without `process_*`);
 //! - `parse/*`: parsing one full list page (the wire functions the clients call):
@@ -120,6 +124,34 @@ fn bench_render(c: &mut Criterion) {
             let mut out = Vec::with_capacity(16_384);
             bare.encode_into(&mut out);
             out
+        })
+    });
+    group.finish();
+
+    // 100,000 invitations: the whole render against the template's fill per second.
+    let views = [view(100_000)];
+    let mut group = c.benchmark_group("template");
+    group.sample_size(10);
+    group.bench_function("render/100000", |b| {
+        b.iter(|| {
+            let mut out = Vec::new();
+            render::render(&mut out, black_box(&views), now(), &opts);
+            out
+        })
+    });
+    group.bench_function("new/100000", |b| {
+        b.iter(|| render::Template::new(black_box(&views), &opts))
+    });
+    let template = render::Template::new(&views, &opts);
+    group.bench_function("fill/100000", |b| {
+        b.iter(|| template.fill(black_box(now()).floor()))
+    });
+    let filled = template.fill(now().floor());
+    group.bench_function("deflate_fill/100000", |b| {
+        b.iter(|| {
+            filled
+                .parts()
+                .map(|p| render::deflate(black_box(p)).expect("deflate into a Vec"))
         })
     });
     group.finish();

@@ -6,7 +6,7 @@ use crate::clock::unix_now;
 use crate::config::{self, Config};
 use crate::metrics::ExporterMetrics;
 use crate::provider;
-use crate::render::{self, RenderOptions};
+use crate::render::RenderOptions;
 use crate::transport::{RetryPolicy, Transport, TransportSettings};
 use std::future::Future;
 use std::path::PathBuf;
@@ -62,12 +62,7 @@ impl Runtime {
         let keep = Duration::from_secs_f64(((second + 1) as f64 - now).clamp(0.0, 1.0))
             + Duration::from_millis(20);
         self.bodies
-            .get_or_render(key, keep, || async {
-                metrics.renders.inc();
-                let mut out = Vec::new();
-                render::render(&mut out, views, second as f64, &self.render);
-                bytes::Bytes::from(out)
-            })
+            .get_or_render(key, keep, views, &self.render, || metrics.renders.inc())
             .await
     }
 }

@@ -9,6 +9,7 @@ use crate::cache::{Snapshot, SourceView};
 use crate::config::{ExpiryWindow, PerInvitation, TargetLabel};
 use crate::model::{Handshake, Provider, Status, TargetType};
 use std::io::Write;
+use std::sync::Arc;
 
 /// Rendering choices from the configuration.
 #[derive(Clone, Debug)]
@@ -443,23 +444,50 @@ fn render_counts(out: &mut Vec<u8>, sources: &[SourceView]) {
     }
 }
 
+/// What `handshake_pending_expiring` needs of a source: its pending invitations'
+/// target types and expiries (a few bytes each, where a [`Handshake`] is hundreds:
+/// a [`Template`] counts them again every second).
+struct Pending {
+    provider: Provider,
+    name: Arc<str>,
+    expiries: Vec<(TargetType, Option<i64>)>,
+}
+
+fn pending_of(sources: &[SourceView]) -> Vec<Pending> {
+    sources
+        .iter()
+        .filter_map(|s| {
+            let snap = s.snapshot.as_ref()?;
+            Some(Pending {
+                provider: s.provider,
+                name: s.name.clone(),
+                expiries: snap
+                    .handshakes
+                    .iter()
+                    .filter(|h| h.status == Status::Pending)
+                    .map(|h| (h.target_type, h.expires_at.map(|e| e.timestamp())))
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
 fn render_expiring(out: &mut Vec<u8>, sources: &[SourceView], now: f64, opts: &RenderOptions) {
+    write_expiring(out, &pending_of(sources), now, opts);
+}
+
+fn write_expiring(out: &mut Vec<u8>, sources: &[Pending], now: f64, opts: &RenderOptions) {
     header(
         out,
         "handshake_pending_expiring",
         "Pending invitations whose expiry is at most `within` away (already past ones count in every window; +Inf counts every pending invitation), from the cached list action.",
     );
     for s in sources {
-        let Some(snap) = &s.snapshot else { continue };
         let known = known_target_types(s.provider);
         // counts[target_type][window]
         let mut counts = vec![[0u64; TargetType::ALL.len()]; opts.windows.len()];
-        for h in snap
-            .handshakes
-            .iter()
-            .filter(|h| h.status == Status::Pending)
-        {
-            let left = h.expires_at.map(|e| e.timestamp() as f64 - now);
+        for &(target_type, expiry) in &s.expiries {
+            let left = expiry.map(|e| e as f64 - now);
             for (w, window) in opts.windows.iter().enumerate() {
                 let inside = match (window.seconds, left) {
                     (None, _) => true,
@@ -467,7 +495,7 @@ fn render_expiring(out: &mut Vec<u8>, sources: &[SourceView], now: f64, opts: &R
                     (Some(_), None) => false,
                 };
                 if inside {
-                    counts[w][h.target_type.index()] += 1;
+                    counts[w][target_type.index()] += 1;
                 }
             }
         }
@@ -540,79 +568,112 @@ fn tail<'a>(tails: &'a [Vec<u8>], h: &Handshake) -> &'a [u8] {
         .map_or(&[], Vec::as_slice)
 }
 
-fn render_per_invitation(
+/// Which value a per-invitation family's line carries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Value {
+    Expiry,
+    Created,
+    ExpiresIn,
+}
+
+const EXPIRES_IN: &str = "handshake_expires_in_seconds";
+
+/// The numeric per-invitation families, in the order they are written.
+const NUMERIC_FAMILIES: [(&str, &str, Value); 3] = [
+    (
+        "handshake_expiry_timestamp_seconds",
+        "Expiry time of the invitation (Unix seconds), from the cached list action.",
+        Value::Expiry,
+    ),
+    (
+        "handshake_created_timestamp_seconds",
+        "Creation time of the invitation (Unix seconds), from the cached list action.",
+        Value::Created,
+    ),
+    (
+        EXPIRES_IN,
+        "Seconds from this scrape until the invitation expires (negative once past), from the cached list action.",
+        Value::ExpiresIn,
+    ),
+];
+
+/// One `handshake_expires_in_seconds` line of a [`Template`]: its labels are the
+/// ones of the expiry line of the same invitation, at `start..end` of
+/// [`Template::per_invitation`] (from after the `{` through the `} `).
+struct Hole {
+    start: usize,
+    end: usize,
+    expiry: i64,
+}
+
+/// `handshake_expires_in_seconds`'s value: milliseconds, rounded as the seconds
+/// value always was (whole seconds when `now` is, as it is for scrapes).
+fn expires_in_millis(expiry: i64, now: f64) -> i64 {
+    ((expiry as f64 - now) * 1000.0).round() as i64
+}
+
+/// The lines of one numeric per-invitation family (header included). With
+/// `holes`, the expiry family also notes where each line's labels are.
+#[allow(clippy::too_many_arguments)]
+fn numeric_family(
     out: &mut Vec<u8>,
     sources: &[SourceView],
+    labels: &[Vec<u8>],
     selections: &[Selection],
-    now: f64,
     opts: &RenderOptions,
+    (name, help, value): (&str, &str, Value),
+    now: f64,
+    mut holes: Option<&mut Vec<Hole>>,
 ) {
-    if opts.per_invitation == PerInvitation::None {
-        return;
-    }
-    /// Which value a family's line carries.
-    #[derive(Clone, Copy)]
-    enum Value {
-        Expiry,
-        Created,
-        ExpiresIn,
-    }
-    let families: [(&str, &str, Value); 3] = [
-        (
-            "handshake_expiry_timestamp_seconds",
-            "Expiry time of the invitation (Unix seconds), from the cached list action.",
-            Value::Expiry,
-        ),
-        (
-            "handshake_created_timestamp_seconds",
-            "Creation time of the invitation (Unix seconds), from the cached list action.",
-            Value::Created,
-        ),
-        (
-            "handshake_expires_in_seconds",
-            "Seconds from this scrape until the invitation expires (negative once past), from the cached list action.",
-            Value::ExpiresIn,
-        ),
-    ];
-    let labels: Vec<Vec<u8>> = sources.iter().map(source_labels).collect();
+    header(out, name, help);
     let numeric_tails = tails(b"} ");
-    for (name, help, value) in families {
-        header(out, name, help);
-        for ((s, source), sel) in sources.iter().zip(&labels).zip(selections) {
-            let Some(snap) = &s.snapshot else { continue };
-            let prefix = line_prefix(name, source);
-            for (_, h) in snap
-                .handshakes
-                .iter()
-                .enumerate()
-                .filter(|(i, h)| wants_series(h, opts.per_invitation) && sel.keeps(*i))
-            {
-                let time = match value {
-                    Value::Expiry | Value::ExpiresIn => h.expires_at,
-                    Value::Created => h.created_at,
-                };
-                let Some(time) = time else { continue };
-                out.extend_from_slice(&prefix);
-                escape_into(out, &h.id);
-                out.extend_from_slice(tail(&numeric_tails, h));
-                match value {
-                    Value::Expiry | Value::Created => int_line(out, time.timestamp()),
-                    // Milliseconds, rounded as the seconds value always was.
-                    Value::ExpiresIn => millis_line(
-                        out,
-                        ((time.timestamp() as f64 - now) * 1000.0).round() as i64,
-                    ),
-                }
+    for ((s, source), sel) in sources.iter().zip(labels).zip(selections) {
+        let Some(snap) = &s.snapshot else { continue };
+        let prefix = line_prefix(name, source);
+        for (_, h) in snap
+            .handshakes
+            .iter()
+            .enumerate()
+            .filter(|(i, h)| wants_series(h, opts.per_invitation) && sel.keeps(*i))
+        {
+            let time = match value {
+                Value::Expiry | Value::ExpiresIn => h.expires_at,
+                Value::Created => h.created_at,
+            };
+            let Some(time) = time else { continue };
+            let start = out.len() + name.len() + 1;
+            out.extend_from_slice(&prefix);
+            escape_into(out, &h.id);
+            out.extend_from_slice(tail(&numeric_tails, h));
+            if let Some(holes) = holes.as_deref_mut() {
+                holes.push(Hole {
+                    start,
+                    end: out.len(),
+                    expiry: time.timestamp(),
+                });
+            }
+            match value {
+                Value::Expiry | Value::Created => int_line(out, time.timestamp()),
+                Value::ExpiresIn => millis_line(out, expires_in_millis(time.timestamp(), now)),
             }
         }
     }
+}
+
+fn info_family(
+    out: &mut Vec<u8>,
+    sources: &[SourceView],
+    labels: &[Vec<u8>],
+    selections: &[Selection],
+    opts: &RenderOptions,
+) {
     header(
         out,
         "handshake_info",
         "Descriptive labels of an invitation (target masked by default); always 1. From the cached list action.",
     );
     let info_tails = tails(b",target=\"");
-    for ((s, source), sel) in sources.iter().zip(&labels).zip(selections) {
+    for ((s, source), sel) in sources.iter().zip(labels).zip(selections) {
         let Some(snap) = &s.snapshot else { continue };
         let prefix = line_prefix("handshake_info", source);
         for (_, h) in snap
@@ -635,6 +696,151 @@ fn render_per_invitation(
             out.extend_from_slice(h.action.as_str().as_bytes());
             out.extend_from_slice(b"\"} 1\n");
         }
+    }
+}
+
+fn render_per_invitation(
+    out: &mut Vec<u8>,
+    sources: &[SourceView],
+    selections: &[Selection],
+    now: f64,
+    opts: &RenderOptions,
+) {
+    if opts.per_invitation == PerInvitation::None {
+        return;
+    }
+    let labels: Vec<Vec<u8>> = sources.iter().map(source_labels).collect();
+    for family in NUMERIC_FAMILIES {
+        numeric_family(out, sources, &labels, selections, opts, family, now, None);
+    }
+    info_family(out, sources, &labels, selections, opts);
+}
+
+/// Everything of a body that does not depend on the time of the scrape, made once
+/// per (source generations, render options) and kept while scrapes keep coming
+/// (see `cache::RenderCache`): each second then only fills in the values of
+/// `handshake_expires_in_seconds` and the `handshake_pending_expiring` counts
+/// ([`Template::fill`]), a copy of the expiry lines' labels and a number each,
+/// instead of rendering the whole body again. Its parts are shared `Bytes`, sent
+/// as they are by every scrape, and deflated once ([`Template::deflated`]).
+///
+/// [`Template::chunks`] of a fill are byte for byte what [`render`] writes for the
+/// same `now` (`the_template_fills_in_what_render_writes`).
+pub struct Template {
+    /// `handshake_invitations`.
+    counts: bytes::Bytes,
+    /// The expiry and creation families, and the header of the `expires_in` one.
+    per_invitation: bytes::Bytes,
+    /// `handshake_info` and the source health families.
+    rest: bytes::Bytes,
+    holes: Vec<Hole>,
+    /// Bytes the filled `expires_in` lines take, numbers left aside.
+    expires_in_len: usize,
+    /// For `handshake_pending_expiring`, counted again every second.
+    pending: Vec<Pending>,
+    opts: RenderOptions,
+    deflated: tokio::sync::OnceCell<Option<[Deflated; 3]>>,
+}
+
+/// The parts of a body that depend on `now` (see [`Template::fill`]).
+pub struct Filled {
+    expiring: bytes::Bytes,
+    expires_in: bytes::Bytes,
+}
+
+impl Filled {
+    /// The two parts, in the order they are sent.
+    pub fn parts(&self) -> [&[u8]; 2] {
+        [&self.expiring, &self.expires_in]
+    }
+}
+
+impl Template {
+    pub fn new(sources: &[SourceView], opts: &RenderOptions) -> Template {
+        let selections = selections(sources, opts);
+        let mut counts = Vec::with_capacity(4_096 + sources.len() * 2_048);
+        render_counts(&mut counts, sources);
+        let mut per_invitation = Vec::new();
+        let mut rest = Vec::new();
+        let mut holes = Vec::new();
+        if opts.per_invitation != PerInvitation::None {
+            // Two of the four per-invitation families here, two in `rest`.
+            let estimate = estimate(sources, &selections, opts);
+            per_invitation.reserve(estimate / 2);
+            rest.reserve(estimate / 2 + sources.len() * 1_024);
+            let labels: Vec<Vec<u8>> = sources.iter().map(source_labels).collect();
+            let [expiry, created, (name, help, _)] = NUMERIC_FAMILIES;
+            let family = |out: &mut Vec<u8>, f, holes| {
+                numeric_family(out, sources, &labels, &selections, opts, f, 0.0, holes);
+            };
+            family(&mut per_invitation, expiry, Some(&mut holes));
+            family(&mut per_invitation, created, None);
+            header(&mut per_invitation, name, help);
+            info_family(&mut rest, sources, &labels, &selections, opts);
+        }
+        render_source_health(&mut rest, sources, &selections);
+        let expires_in_len = holes
+            .iter()
+            .map(|h| EXPIRES_IN.len() + 1 + (h.end - h.start))
+            .sum();
+        Template {
+            counts: counts.into(),
+            per_invitation: per_invitation.into(),
+            rest: rest.into(),
+            holes,
+            expires_in_len,
+            pending: pending_of(sources),
+            opts: opts.clone(),
+            deflated: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The parts that depend on `now` (Unix seconds).
+    pub fn fill(&self, now: f64) -> Filled {
+        let mut expiring =
+            Vec::with_capacity(1_024 + self.pending.len() * (512 + self.opts.windows.len() * 512));
+        write_expiring(&mut expiring, &self.pending, now, &self.opts);
+        // Numbers: at most 20 digits, a sign, a point, 3 decimals and a newline.
+        let mut lines = Vec::with_capacity(self.expires_in_len + self.holes.len() * 26);
+        for h in &self.holes {
+            lines.extend_from_slice(EXPIRES_IN.as_bytes());
+            lines.push(b'{');
+            lines.extend_from_slice(self.per_invitation.get(h.start..h.end).unwrap_or_default());
+            millis_line(&mut lines, expires_in_millis(h.expiry, now));
+        }
+        Filled {
+            expiring: expiring.into(),
+            expires_in: lines.into(),
+        }
+    }
+
+    /// The body's chunks for one fill, in order: shared parts and the fill's own.
+    pub fn chunks(&self, filled: &Filled) -> [bytes::Bytes; 5] {
+        [
+            self.counts.clone(),
+            filled.expiring.clone(),
+            self.per_invitation.clone(),
+            filled.expires_in.clone(),
+            self.rest.clone(),
+        ]
+    }
+
+    /// The shared parts deflated (see [`deflate`]), by `deflate` at most once
+    /// however many scrapes ask at the same time; `None` when it failed.
+    pub async fn deflated<F>(&self, deflate: F) -> Option<&[Deflated; 3]>
+    where
+        F: Fn(&[u8]) -> Option<Deflated>,
+    {
+        self.deflated
+            .get_or_init(|| async {
+                Some([
+                    deflate(&self.counts)?,
+                    deflate(&self.per_invitation)?,
+                    deflate(&self.rest)?,
+                ])
+            })
+            .await
+            .as_ref()
     }
 }
 
@@ -731,9 +937,9 @@ pub fn deflate(text: &[u8]) -> std::io::Result<Deflated> {
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
 /// One gzip stream (a single member, as every client expects) of the shared
-/// body followed by `tail`, as the chunks to send: header, the shared blocks (the
-/// same `Bytes` for every scrape: no copy), the tail's blocks, trailer.
-pub fn gzip_chunks(shared: &Deflated, tail: &[u8]) -> std::io::Result<Vec<bytes::Bytes>> {
+/// parts, in order, followed by `tail`, as the chunks to send: header, each part's
+/// blocks (the same `Bytes` for every scrape: no copy), the tail's blocks, trailer.
+pub fn gzip_chunks(shared: &[&Deflated], tail: &[u8]) -> std::io::Result<Vec<bytes::Bytes>> {
     let mut enc = flate2::write::DeflateEncoder::new(
         Vec::with_capacity(tail.len() / 4 + 64),
         flate2::Compression::fast(),
@@ -741,7 +947,9 @@ pub fn gzip_chunks(shared: &Deflated, tail: &[u8]) -> std::io::Result<Vec<bytes:
     enc.write_all(tail)?;
     let tail_blocks = enc.finish()?;
     let mut crc = flate2::Crc::new();
-    crc.combine(&shared.crc);
+    for part in shared {
+        crc.combine(&part.crc);
+    }
     let mut tail_crc = flate2::Crc::new();
     tail_crc.update(tail);
     crc.combine(&tail_crc);
@@ -749,12 +957,12 @@ pub fn gzip_chunks(shared: &Deflated, tail: &[u8]) -> std::io::Result<Vec<bytes:
     trailer.extend_from_slice(&crc.sum().to_le_bytes());
     // ISIZE: the length modulo 2^32, which is what `amount` keeps.
     trailer.extend_from_slice(&crc.amount().to_le_bytes());
-    Ok(vec![
-        bytes::Bytes::from_static(&GZIP_HEADER),
-        shared.blocks.clone(),
-        tail_blocks.into(),
-        trailer.into(),
-    ])
+    let mut chunks = Vec::with_capacity(shared.len() + 3);
+    chunks.push(bytes::Bytes::from_static(&GZIP_HEADER));
+    chunks.extend(shared.iter().map(|part| part.blocks.clone()));
+    chunks.push(tail_blocks.into());
+    chunks.push(trailer.into());
+    Ok(chunks)
 }
 
 #[cfg(test)]
@@ -1113,6 +1321,74 @@ mod tests {
                 assert_eq!(direct, generic_per_invitation(&sources, now, &o));
             }
         }
+    }
+
+    #[test]
+    fn the_template_fills_in_what_render_writes() {
+        use crate::sim::{Dataset, data};
+        let base = chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("valid time");
+        let mut odd = data::generate(Dataset::AlibabaResourceDirectory, 400, 9, base);
+        odd[0].id = "h-\"x\"\n".into();
+        odd[1].expires_at = None;
+        odd[2].created_at = None;
+        let mut second = view(data::generate(Dataset::HuaweiReceived, 300, 4, base));
+        second.name = Arc::from("hw \"recv\"\n");
+        second.provider = Provider::Huawei;
+        let mut empty = view(vec![]);
+        empty.name = Arc::from("empty");
+        empty.snapshot = None;
+        let sources = [view(odd), second, empty];
+        let t0 = base.timestamp() as f64;
+        // Before, at and long after the expiries (negative `expires_in`), whole
+        // seconds as scrapes use, and fractions the renderer rounds.
+        let nows = [
+            0.0,
+            t0,
+            t0 + 1.0,
+            t0 + 86_400.0 * 3.0 + 7.0,
+            t0 + 1e8,
+            t0 + 0.2505,
+            -1.5,
+        ];
+        let mut checked_negative = false;
+        for per_invitation in [
+            PerInvitation::Pending,
+            PerInvitation::All,
+            PerInvitation::None,
+        ] {
+            // Within the budget, and a budget that drops most invitations.
+            for max_invitation_series in [crate::config::DEFAULT_MAX_INVITATION_SERIES, 150] {
+                let o = RenderOptions {
+                    per_invitation,
+                    target_label: TargetLabel::Masked,
+                    windows: default_windows(),
+                    max_invitation_series,
+                };
+                let template = Template::new(&sources, &o);
+                for now in nows {
+                    let filled: Vec<u8> = template
+                        .chunks(&template.fill(now))
+                        .iter()
+                        .flat_map(|c| c.iter().copied())
+                        .collect();
+                    let filled = String::from_utf8(filled).unwrap_or_default();
+                    let want = text(&sources, now, &o);
+                    assert_eq!(
+                        filled, want,
+                        "{per_invitation:?} {max_invitation_series} {now}"
+                    );
+                    checked_negative |=
+                        want.contains("handshake_expires_in_seconds{") && want.contains("} -");
+                }
+                if max_invitation_series == 150 && per_invitation != PerInvitation::None {
+                    assert!(
+                        !text(&sources, t0, &o)
+                            .contains("series_dropped{provider=\"alibaba\",source=\"rd\"} 0\n")
+                    );
+                }
+            }
+        }
+        assert!(checked_negative);
     }
 
     #[test]

@@ -408,7 +408,7 @@ pub async fn scrape_body(
                 }
             })
             .await;
-        if let Some(chunks) = deflated.and_then(|d| render::gzip_chunks(d, &tail).ok()) {
+        if let Some(chunks) = deflated.and_then(|d| render::gzip_chunks(&d, &tail).ok()) {
             return ScrapeBody {
                 body: Body::from_chunks(chunks),
                 gzip: true,
@@ -416,7 +416,7 @@ pub async fn scrape_body(
         }
     }
     ScrapeBody {
-        body: Body::from_chunks([shared.text.clone(), Bytes::from(tail)]),
+        body: Body::from_chunks(shared.chunks().into_iter().chain([Bytes::from(tail)])),
         gzip: false,
     }
 }
@@ -707,6 +707,42 @@ mod tests {
         changed.generation += 1;
         scrape_body(&rt, &app.metrics, &[changed], None, 1_800_000_101.5, false).await;
         assert_eq!(rt.bodies.renders(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn seconds_of_steady_scrapes_fill_in_one_template_and_an_idle_one_is_let_go() {
+        let (app, view) = app_and_view(300);
+        let rt = app.runtime();
+        let views = [view];
+        let start = 1_800_000_100.1;
+        let mut last = String::new();
+        // Five seconds of scrapes 350 ms apart, half of them gzip: the first scrape
+        // of a second (which renders) can come more than a second after the one
+        // before, but never more than a second after the last scrape.
+        for i in 0..15 {
+            let now = start + f64::from(i) * 0.35;
+            last =
+                text_of(scrape_body(&rt, &app.metrics, &views, None, now, i % 2 == 0).await).await;
+            tokio::time::sleep(Duration::from_millis(350)).await;
+        }
+        assert_eq!(rt.bodies.renders(), 6);
+        // Failed with the template kept for a second after it was last filled in
+        // rather than after it was last wanted: "left: 5 right: 1".
+        assert_eq!(rt.bodies.templates(), 1);
+        let mut whole = Vec::new();
+        render::render(&mut whole, &views, 1_800_000_105.0, &rt.render);
+        assert!(last.starts_with(&String::from_utf8_lossy(&whole).into_owned()));
+        // No scrape for a second: the template goes, and the next scrape makes one.
+        tokio::time::sleep(crate::cache::TEMPLATE_KEEP + Duration::from_millis(10)).await;
+        assert!(!rt.bodies.holds_template(None));
+        scrape_body(&rt, &app.metrics, &views, None, start + 7.0, false).await;
+        assert_eq!(rt.bodies.templates(), 2);
+        assert!(rt.bodies.holds_template(None));
+        // A refresh (new generation) makes a new one.
+        let mut changed = views[0].clone();
+        changed.generation += 1;
+        scrape_body(&rt, &app.metrics, &[changed], None, start + 7.0, false).await;
+        assert_eq!(rt.bodies.templates(), 3);
     }
 
     fn deadline_for(value: &[u8]) -> Duration {
