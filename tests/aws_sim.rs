@@ -492,11 +492,11 @@ async fn access_keys_from_files_sign_the_requests() -> TestResult {
 
 fn assume_role(server: &SimServer, external_id: &str) -> AwsCredentialConfig {
     AwsCredentialConfig::AssumeRole(AssumeRole {
-        base: StaticKeys {
+        base: Box::new(AwsCredentialConfig::AccessKey(StaticKeys {
             access_key_id: SecretSource::Value(Secret::new(MEMBER_AK)),
             access_key_secret: SecretSource::Value(Secret::new(MEMBER_SECRET)),
             security_token: None,
-        },
+        })),
         role_arn: ROLE_ARN.into(),
         external_id: Some(external_id.into()),
         role_session_name: None,
@@ -587,6 +587,133 @@ async fn assume_role_sessions_rotate_and_their_expiry_is_exposed() -> TestResult
         (e.reason, e.code.as_deref()),
         (Reason::Credentials, Some("AccessDenied")),
         "{e}"
+    );
+    Ok(())
+}
+
+/// Role chaining (IRSA → another organization's management account): the web
+/// identity's session signs AssumeRole, session token included; the list reaches
+/// the assumed role's account, not the web identity role's; each call is counted
+/// under its action; the source's expiry is the assumed role's. A token STS refuses
+/// fails as the base's call, and AssumeRole is never sent.
+#[tokio::test]
+async fn assume_role_chains_from_a_web_identity_base_into_another_account() -> TestResult {
+    const IRSA_ROLE: &str = "arn:aws:iam::444455556666:role/irsa-base";
+    const TOKEN: &str = "eyJ-chain.token.sig";
+    let server = start_sim().await?;
+    let expected = seed(&server, AK, Dataset::AwsOrganization, 12);
+    let dir = tempfile::tempdir()?;
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN)?;
+    server.sim.with_aws_identity(|s| {
+        // The IRSA role lives in the member account (no organization there); the
+        // target role is the other organization's management account (AK).
+        s.add_role(IRSA_ROLE, MEMBER_AK, None);
+        s.add_role(ROLE_ARN, AK, Some(EXTERNAL_ID));
+        s.web_identity_tokens.insert(TOKEN.into());
+    });
+    let config = AwsCredentialConfig::AssumeRole(AssumeRole {
+        base: Box::new(AwsCredentialConfig::WebIdentity(WebIdentity {
+            role_arn: IRSA_ROLE.into(),
+            token_file: token.clone(),
+            role_session_name: Some("irsa-base".into()),
+            duration: Duration::from_secs(3600),
+            sts_endpoint: server.url(),
+        })),
+        role_arn: ROLE_ARN.into(),
+        external_id: Some(EXTERNAL_ID.into()),
+        role_session_name: Some("chained".into()),
+        duration: Duration::from_secs(900),
+        sts_endpoint: server.url(),
+    });
+    let (c, metrics) = client(&settings(
+        server.url(),
+        AwsView::Organization,
+        config.clone(),
+    ))?;
+    assert_eq!(c.list(deadline()).await?, expected);
+
+    let base_session = server.sim.sessions(MEMBER_AK);
+    let role_session = server.sim.sessions(AK);
+    assert_eq!((base_session.len(), role_session.len()), (1, 1));
+    let req = server
+        .sim
+        .with_aws_identity(|s| s.last("AssumeRole").cloned())
+        .ok_or("no AssumeRole")?;
+    assert_eq!(req.param("RoleArn"), Some(ROLE_ARN));
+    assert!(
+        req.header("authorization").is_some_and(|a| a
+            .contains(&format!("Credential={}/", base_session[0].access_key_id))
+            && a.contains("x-amz-security-token")),
+        "{:?}",
+        req.header("authorization")
+    );
+    assert_eq!(
+        req.header("x-amz-security-token"),
+        Some(base_session[0].security_token.as_str())
+    );
+    let calls = server.sim.with_aws_identity(|s| {
+        (
+            s.call_count("AssumeRoleWithWebIdentity"),
+            s.call_count("AssumeRole"),
+        )
+    });
+    assert_eq!(calls, (1, 1));
+    // AssumeRole was made as the base's session (its tenant counted); the list as
+    // the assumed role (the other account's tenant).
+    assert_eq!(server.sim.call_count(MEMBER_AK, "AssumeRole"), 1);
+    assert_eq!(
+        server
+            .sim
+            .call_count(MEMBER_AK, ACTION_LIST_FOR_ORGANIZATION),
+        0
+    );
+    assert_eq!(server.sim.call_count(AK, ACTION_LIST_FOR_ORGANIZATION), 1);
+    let text = metrics_text(&metrics);
+    for action in [
+        "AssumeRoleWithWebIdentity",
+        "AssumeRole",
+        ACTION_LIST_FOR_ORGANIZATION,
+    ] {
+        let line = format!(
+            r#"handshake_api_requests_total{{action="{action}",code="200",provider="aws",source="aws-org"}} 1"#
+        );
+        assert!(text.contains(&line), "{line}\n{text}");
+    }
+    // The source shows the assumed role's expiry (900 s), not the base's (3600 s).
+    let status = c.credential_status().ok_or("no status")?;
+    assert_eq!(status.kind, "assume_role");
+    assert_eq!(
+        status.expires_at,
+        Some(role_session[0].expires_at.timestamp() as f64)
+    );
+    assert_ne!(
+        role_session[0].expires_at.timestamp(),
+        base_session[0].expires_at.timestamp()
+    );
+    for secret in [&base_session[0].secret, &base_session[0].security_token] {
+        assert!(!text.contains(secret.as_str()));
+    }
+
+    // STS refuses the token: the base's call is the error, AssumeRole not sent.
+    server
+        .sim
+        .with_aws_identity(|s| s.web_identity_tokens.clear());
+    let (bad, _) = client(&settings(server.url(), AwsView::Organization, config))?;
+    let e = expect_err(bad.list(deadline()).await);
+    assert_eq!(
+        (e.reason, e.action, e.code.as_deref()),
+        (
+            Reason::Credentials,
+            "AssumeRoleWithWebIdentity",
+            Some("InvalidIdentityToken")
+        ),
+        "{e}"
+    );
+    assert!(e.message.contains("web_identity"), "{e}");
+    assert_eq!(
+        server.sim.with_aws_identity(|s| s.call_count("AssumeRole")),
+        1
     );
     Ok(())
 }

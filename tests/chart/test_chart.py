@@ -193,8 +193,8 @@ class Identities(unittest.TestCase):
         # Static keys for an Alibaba source must not turn the IRSA source into a
         # static-key source (the files would not exist and IRSA would be bypassed).
         objs = render("eks-irsa-values.yaml", "existingSecret=alibaba-keys",
-                      "config.sources[2].name=rd-prod", "config.sources[2].provider=alibaba",
-                      "config.sources[2].view=resource_directory")
+                      "config.sources[3].name=rd-prod", "config.sources[3].provider=alibaba",
+                      "config.sources[3].view=resource_directory")
         cfg = {s["name"]: s for s in exporter_config(objs)["sources"]}
         self.assertNotIn("credentials", cfg["aws-org"])
         self.assertTrue(cfg["rd-prod"]["credentials"]["access_key_id_file"].endswith("/rd-prod.access_key_id"))

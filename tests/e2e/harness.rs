@@ -48,6 +48,17 @@ impl Exporter {
     }
 
     pub fn try_start(config: &str, extra: &[&str]) -> Result<Exporter, String> {
+        Self::try_start_env(config, extra, &[])
+    }
+
+    /// As [`Exporter::try_start`], with environment changes for the process
+    /// (`Some(value)` sets, `None` removes): the credential chains read the
+    /// environment, and a test must not change its own.
+    pub fn try_start_env(
+        config: &str,
+        extra: &[&str],
+        env: &[(String, Option<String>)],
+    ) -> Result<Exporter, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let path = dir.path().join("config.yml");
         std::fs::write(&path, config).map_err(|e| e.to_string())?;
@@ -61,7 +72,7 @@ impl Exporter {
             args.extend(["--log.level".to_string(), "debug".to_string()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        Self::spawn(&args, dir)
+        Self::spawn(&args, dir, env)
     }
 
     /// Start with exactly these arguments (plus a loopback listen address).
@@ -72,11 +83,22 @@ impl Exporter {
             "--web.listen-address".to_string(),
             "127.0.0.1:0".to_string(),
         ]);
-        Self::spawn(&all, dir).expect("exporter starts and listens")
+        Self::spawn(&all, dir, &[]).expect("exporter starts and listens")
     }
 
-    fn spawn(args: &[String], dir: tempfile::TempDir) -> Result<Exporter, String> {
-        let mut child = Command::new(BIN)
+    fn spawn(
+        args: &[String],
+        dir: tempfile::TempDir,
+        env: &[(String, Option<String>)],
+    ) -> Result<Exporter, String> {
+        let mut command = Command::new(BIN);
+        for (name, value) in env {
+            match value {
+                Some(v) => command.env(name, v),
+                None => command.env_remove(name),
+            };
+        }
+        let mut child = command
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -368,6 +390,7 @@ pub struct HarnessBuilder {
     config: Option<ConfigText>,
     sim_steps: Vec<SimStep>,
     args: Vec<String>,
+    env: Vec<(String, Option<String>)>,
 }
 
 impl HarnessBuilder {
@@ -434,9 +457,23 @@ impl HarnessBuilder {
         self
     }
 
+    /// Set (`Some`) or remove (`None`) an environment variable of the exporter
+    /// process only.
+    pub fn env(mut self, name: &str, value: Option<&str>) -> Self {
+        self.env.push((name.to_string(), value.map(str::to_string)));
+        self
+    }
+
     /// Start the simulator, add the tenants, run the simulator steps, and write
     /// the configuration text.
-    async fn prepare(self) -> (SimServer, String, Vec<String>) {
+    async fn prepare(
+        self,
+    ) -> (
+        SimServer,
+        String,
+        Vec<String>,
+        Vec<(String, Option<String>)>,
+    ) {
         let sim = start_sim().await;
         for (ak, secret, sets) in &self.tenants {
             tenant(&sim.sim, ak, secret, sets);
@@ -454,14 +491,15 @@ impl HarnessBuilder {
                 text
             }
         };
-        (sim, config, self.args)
+        (sim, config, self.args, self.env)
     }
 
     /// Start the simulator and the exporter.
     pub async fn start(self) -> (SimServer, Exporter) {
-        let (sim, config, args) = self.prepare().await;
+        let (sim, config, args, env) = self.prepare().await;
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let exporter = Exporter::start(&config, &args);
+        let exporter =
+            Exporter::try_start_env(&config, &args, &env).expect("exporter starts and listens");
         (sim, exporter)
     }
 }

@@ -1,5 +1,6 @@
 //! Credential types of `provider: aws` (reference §11): `access_key`,
-//! `assume_role` (STS AssumeRole over a base key), `web_identity` (EKS IRSA:
+//! `assume_role` (STS AssumeRole signed by a base identity: keys, else the default
+//! chain below, botocore's `credential_source` role chaining), `web_identity` (EKS IRSA:
 //! AssumeRoleWithWebIdentity, unsigned) and `default`, the SDKs' chain resolved
 //! at load: environment → web identity → shared credentials file with
 //! `AWS_PROFILE` → container credentials → IMDSv2.
@@ -89,7 +90,11 @@ pub enum AwsCredentialConfig {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct AssumeRole {
-    pub base: StaticKeys,
+    /// The identity AssumeRole is signed with: the block's (or the environment's)
+    /// keys, else what the default chain resolves to (web identity, a shared
+    /// credentials profile, container credentials or the instance role), so a pod's
+    /// IRSA / Pod Identity role or an EC2 role can chain into another account.
+    pub base: Box<AwsCredentialConfig>,
     pub role_arn: String,
     pub external_id: Option<String>,
     /// `None`: `handshake-exporter-<unix time>` per call, as the SDKs do.
@@ -149,7 +154,11 @@ impl AwsCredentialConfig {
     /// services are link-local http by design; their hosts are checked at parse.
     pub fn token_endpoints(&self) -> Vec<(&'static str, &str)> {
         match self {
-            AwsCredentialConfig::AssumeRole(a) => vec![("sts_endpoint", a.sts_endpoint.as_str())],
+            AwsCredentialConfig::AssumeRole(a) => {
+                let mut all = vec![("sts_endpoint", a.sts_endpoint.as_str())];
+                all.extend(a.base.token_endpoints());
+                all
+            }
             AwsCredentialConfig::WebIdentity(w) => vec![("sts_endpoint", w.sts_endpoint.as_str())],
             AwsCredentialConfig::Fixed(_)
             | AwsCredentialConfig::AccessKey(_)
@@ -236,13 +245,16 @@ pub fn parse_for_region(
         "assume_role" => {
             let allowed: Vec<&str> = ACCESS_KEY_KEYS.iter().chain(&ROLE_KEYS).copied().collect();
             ctx.only(raw, "assume_role", &allowed)?;
+            let role_arn = role_arn(ctx, raw, "assume_role", None)?;
+            let sts_endpoint = sts_endpoint(ctx, raw, region)?;
+            let base = assume_role_base(ctx, raw, region, &sts_endpoint)?;
             Ok(AwsCredentialConfig::AssumeRole(AssumeRole {
-                base: access_keys(ctx, raw, "assume_role")?,
-                role_arn: role_arn(ctx, raw, "assume_role", None)?,
+                base: Box::new(base),
+                role_arn,
                 external_id: external_id(ctx, raw)?,
                 role_session_name: session_name(ctx, raw, None)?,
                 duration: duration(ctx, raw)?,
-                sts_endpoint: sts_endpoint(ctx, raw, region)?,
+                sts_endpoint,
             }))
         }
         "web_identity" => {
@@ -251,7 +263,7 @@ pub fn parse_for_region(
         }
         _ => {
             ctx.only(raw, "default", &[])?;
-            default_chain(ctx, region)
+            default_chain(ctx, region, None)
         }
     }
 }
@@ -283,6 +295,28 @@ fn access_keys(
             ),
         )
     })
+}
+
+/// The identity an `assume_role` block signs with: its keys (all of them, or the
+/// error of the missing one), else the environment's, else the default chain
+/// (web identity → shared credentials file → container → IMDS), as botocore's
+/// `credential_source = Environment / Ec2InstanceMetadata / EcsContainer` does.
+/// A web identity base exchanges its token at the block's STS endpoint.
+fn assume_role_base(
+    ctx: &mut CredCtx<'_>,
+    raw: &RawCredentials,
+    region: &str,
+    sts_endpoint: &str,
+) -> Result<AwsCredentialConfig, ConfigError> {
+    let in_block = ACCESS_KEY_KEYS[..4].iter().any(|k| raw.get(k).is_some());
+    if in_block || env_keys(ctx).is_some() {
+        return access_keys(ctx, raw, "assume_role").map(AwsCredentialConfig::AccessKey);
+    }
+    let mut base = default_chain(ctx, region, Some("assume_role"))?;
+    if let AwsCredentialConfig::WebIdentity(w) = &mut base {
+        w.sts_endpoint = sts_endpoint.to_string();
+    }
+    Ok(base)
 }
 
 /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` (or the
@@ -460,8 +494,13 @@ fn env_true(ctx: &CredCtx<'_>, name: &str) -> bool {
 
 /// The SDKs' default chain, resolved at load (what is there at start decides):
 /// environment keys → web identity from the environment → the shared credentials
-/// file's profile → container credentials → instance metadata.
-fn default_chain(ctx: &mut CredCtx<'_>, region: &str) -> Result<AwsCredentialConfig, ConfigError> {
+/// file's profile → container credentials → instance metadata. `base_of` names the
+/// type whose base identity this is (`assume_role`), for the messages.
+fn default_chain(
+    ctx: &mut CredCtx<'_>,
+    region: &str,
+    base_of: Option<&str>,
+) -> Result<AwsCredentialConfig, ConfigError> {
     if let Some(keys) = env_keys(ctx) {
         return Ok(AwsCredentialConfig::AccessKey(keys));
     }
@@ -476,17 +515,24 @@ fn default_chain(ctx: &mut CredCtx<'_>, region: &str) -> Result<AwsCredentialCon
         return Ok(AwsCredentialConfig::Container(container));
     }
     if env_true(ctx, ENV_IMDS_DISABLED) {
-        return Err(ctx.err(
-            0,
-            "access_key_id",
-            format!(
+        let message = match base_of {
+            None => format!(
                 "no credentials found: no credentials block, {} / {} not set, {ENV_ROLE_ARN} / {ENV_WEB_IDENTITY_TOKEN_FILE} not set, no profile in the shared credentials file, no container credentials, and {ENV_IMDS_DISABLED}=true",
                 ENV_KEYS[0], ENV_KEYS[1]
             ),
-        ));
+            Some(kind) => format!(
+                "credentials type {kind} needs a base identity: access_key_id and access_key_secret (or {} and {}), or {ENV_ROLE_ARN} and {ENV_WEB_IDENTITY_TOKEN_FILE} (IRSA), a profile in the shared credentials file, container credentials ({ENV_CONTAINER_FULL_URI} or {ENV_CONTAINER_RELATIVE_URI}), or the instance role (unset {ENV_IMDS_DISABLED}=true)",
+                ENV_KEYS[0], ENV_KEYS[1]
+            ),
+        };
+        return Err(ctx.err(0, "access_key_id", message));
     }
+    let what = match base_of {
+        None => String::new(),
+        Some(kind) => format!(" as the base identity of {kind}"),
+    };
     ctx.warnings.push(format!(
-        "{}: no credentials in a block, the environment, the shared credentials file or a container; using the EC2 instance role from IMDSv2 (set {ENV_IMDS_DISABLED}=true to make this an error)",
+        "{}: no credentials in a block, the environment, the shared credentials file or a container; using the EC2 instance role from IMDSv2{what} (set {ENV_IMDS_DISABLED}=true to make this an error)",
         ctx.label
     ));
     let endpoint = match ctx.env(ENV_IMDS_ENDPOINT) {
@@ -687,6 +733,82 @@ mod tests {
         )
         .expect_err("too long");
         assert!(e.to_string().contains("43200"), "{e}");
+        Ok(())
+    }
+
+    /// Without base keys in the block or the environment, assume_role's base is the
+    /// default chain (IRSA here): role chaining into another account.
+    #[test]
+    fn assume_role_without_keys_takes_the_default_chain_as_its_base() -> Result<(), ConfigError> {
+        let dir = tempfile::tempdir().expect("dir");
+        let token = dir.path().join("token");
+        std::fs::write(&token, "jwt").expect("token");
+        let tok = token.to_string_lossy().to_string();
+        let block = "type: assume_role\nrole_arn: arn:aws:iam::444455556666:role/org-reader\nsts_endpoint: https://sts.eu-west-1.amazonaws.com\n";
+        let (c, _) = parse_with(
+            Some(block),
+            &[
+                ("AWS_ROLE_ARN", "arn:aws:iam::111122223333:role/irsa"),
+                ("AWS_WEB_IDENTITY_TOKEN_FILE", tok.as_str()),
+            ],
+        )?;
+        assert_eq!(c.kind(), "assume_role");
+        let AwsCredentialConfig::AssumeRole(a) = &c else {
+            panic!("assume_role")
+        };
+        assert_eq!(a.role_arn, "arn:aws:iam::444455556666:role/org-reader");
+        let AwsCredentialConfig::WebIdentity(w) = a.base.as_ref() else {
+            panic!("web identity base, got {:?}", a.base.kind())
+        };
+        assert_eq!(w.role_arn, "arn:aws:iam::111122223333:role/irsa");
+        // Both STS calls go to the endpoint the block names.
+        assert_eq!(w.sts_endpoint, "https://sts.eu-west-1.amazonaws.com");
+        assert_eq!(
+            c.token_endpoints(),
+            vec![
+                ("sts_endpoint", "https://sts.eu-west-1.amazonaws.com"),
+                ("sts_endpoint", "https://sts.eu-west-1.amazonaws.com")
+            ]
+        );
+        // Container credentials (EKS Pod Identity) as the base.
+        let (c, _) = parse_with(
+            Some(block),
+            &[(
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://169.254.170.23/v1/credentials",
+            )],
+        )?;
+        let AwsCredentialConfig::AssumeRole(a) = &c else {
+            panic!("assume_role")
+        };
+        assert_eq!(a.base.kind(), "container");
+        // The instance role, with the chain's warning.
+        let (c, warnings) = parse_with(Some(block), &[])?;
+        let AwsCredentialConfig::AssumeRole(a) = &c else {
+            panic!("assume_role")
+        };
+        assert_eq!(a.base.kind(), "imds");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        // Nothing at all: an error naming what to set.
+        let e =
+            parse_with(Some(block), &[("AWS_EC2_METADATA_DISABLED", "true")]).expect_err("no base");
+        let text = e.to_string();
+        for needle in [
+            "assume_role",
+            "access_key_id and access_key_secret (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+            "AWS_ROLE_ARN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_EC2_METADATA_DISABLED=true",
+        ] {
+            assert!(text.contains(needle), "{needle}: {text}");
+        }
+        // Keys half given stay an error (not a fallback to the chain).
+        let e = parse_with(
+            Some("type: assume_role\nrole_arn: arn:aws:iam::444455556666:role/r\naccess_key_id: AKIA1\n"),
+            &[("AWS_ROLE_ARN", "arn:aws:iam::111122223333:role/irsa"), ("AWS_WEB_IDENTITY_TOKEN_FILE", tok.as_str())],
+        )
+        .expect_err("half keys");
+        assert!(e.to_string().contains("access_key_secret"), "{e}");
         Ok(())
     }
 

@@ -179,13 +179,17 @@ impl ProviderKind for AwsKind {
             "aws-account",
             endpoint,
             CredentialConfig::provider(AwsCredentialConfig::AssumeRole(creds::AssumeRole {
-                base: crate::credentials::StaticKeys {
-                    access_key_id: crate::credentials::SecretSource::Value(Secret::new(DEMO_AK)),
-                    access_key_secret: crate::credentials::SecretSource::Value(Secret::new(
-                        DEMO_SECRET,
-                    )),
-                    security_token: None,
-                },
+                base: Box::new(AwsCredentialConfig::AccessKey(
+                    crate::credentials::StaticKeys {
+                        access_key_id: crate::credentials::SecretSource::Value(Secret::new(
+                            DEMO_AK,
+                        )),
+                        access_key_secret: crate::credentials::SecretSource::Value(Secret::new(
+                            DEMO_SECRET,
+                        )),
+                        security_token: None,
+                    },
+                )),
                 role_arn: DEMO_ROLE_ARN.into(),
                 external_id: None,
                 role_session_name: Some("handshake-exporter-demo".into()),

@@ -207,20 +207,62 @@ pub fn parse_error(
         .with_retry_after(crate::transport::retry_after_hint(headers))
 }
 
+/// What an AssumeRole is signed with.
+enum Base {
+    /// Keys; files re-read at every AssumeRole.
+    Keys(StaticKeyFetcher),
+    /// Another credential type's fetcher (web identity, container, IMDS, keys given
+    /// in code). Fetched afresh for every AssumeRole rather than cached: that call
+    /// happens at most twice per role session, the base's own credentials may have
+    /// lapsed in between, and one more call through the same transport is cheap.
+    Fetched(Box<dyn CredentialFetcher>),
+}
+
 /// `type: assume_role`.
 pub struct AssumeRoleFetcher {
     config: AssumeRole,
-    /// The base key; files re-read at every AssumeRole.
-    base: StaticKeyFetcher,
+    base: Base,
     endpoint: Result<Endpoint, String>,
 }
 
 impl AssumeRoleFetcher {
     pub fn new(config: AssumeRole) -> AssumeRoleFetcher {
+        let base = match config.base.as_ref() {
+            super::credentials::AwsCredentialConfig::AccessKey(k) => {
+                Base::Keys(StaticKeyFetcher::new(k.clone(), None))
+            }
+            other => Base::Fetched(super::credentials::fetcher(other)),
+        };
         AssumeRoleFetcher {
-            base: StaticKeyFetcher::new(config.base.clone(), None),
+            base,
             endpoint: Endpoint::parse(&config.sts_endpoint),
             config,
+        }
+    }
+
+    /// The base identity's credentials now. A failure keeps the base's action
+    /// (`AssumeRoleWithWebIdentity`, `ContainerCredentials`, ...) and code, so the
+    /// error names the call that failed.
+    async fn base_credentials(
+        &self,
+        transport: &Transport,
+        deadline: Instant,
+    ) -> Result<Credentials, ApiError> {
+        match &self.base {
+            Base::Keys(keys) => keys.read_now().map_err(|m| {
+                ApiError::new(
+                    Reason::Credentials,
+                    ACTION_ASSUME_ROLE,
+                    format!("base access key: {m}"),
+                )
+            }),
+            Base::Fetched(f) => match f.fetch(transport, deadline).await {
+                Ok(issued) => Ok(issued.credentials),
+                Err(mut e) => {
+                    e.message = format!("base identity ({}): {}", f.kind(), e.message);
+                    Err(e)
+                }
+            },
         }
     }
 }
@@ -232,7 +274,10 @@ impl CredentialFetcher for AssumeRoleFetcher {
     }
 
     fn changed(&self) -> bool {
-        self.base.changed()
+        match &self.base {
+            Base::Keys(k) => k.changed(),
+            Base::Fetched(f) => f.changed(),
+        }
     }
 
     async fn fetch(&self, transport: &Transport, deadline: Instant) -> Result<Issued, ApiError> {
@@ -241,9 +286,7 @@ impl CredentialFetcher for AssumeRoleFetcher {
             .endpoint
             .as_ref()
             .map_err(|m| ApiError::new(Reason::BadRequest, action, format!("sts_endpoint: {m}")))?;
-        let base = self.base.read_now().map_err(|m| {
-            ApiError::new(Reason::Credentials, action, format!("base access key: {m}"))
-        })?;
+        let base = self.base_credentials(transport, deadline).await?;
         let c = &self.config;
         let body = assume_role_body(
             &c.role_arn,
