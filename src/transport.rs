@@ -468,9 +468,7 @@ mod tests {
                             .map(|u| reqwest::Request::new(reqwest::Method::GET, u))
                             .map_err(|e| ApiError::bad_response("Get", e.to_string()))
                     },
-                    |action, status, _, _| {
-                        ApiError::bad_response(action, format!("HTTP {status}"))
-                    },
+                    |action, status, _, _| ApiError::bad_response(action, format!("HTTP {status}")),
                 )
                 .await;
             assert!(answer.is_ok(), "{answer:?}");
