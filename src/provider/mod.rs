@@ -3,9 +3,11 @@
 
 pub mod alibaba;
 pub mod aws;
+pub mod endpoint;
 pub mod huawei;
 pub mod registry;
 
+pub use endpoint::Endpoint;
 pub use registry::Provider;
 
 use crate::config::{ConfigError, SourceConfig, SourceCtx};

@@ -83,13 +83,7 @@ impl EcsRamRoleFetcher {
     }
 
     fn url(&self, action: &'static str, path: &str) -> Result<reqwest::Url, ApiError> {
-        let mut url = self
-            .base
-            .clone()
-            .map_err(|m| ApiError::new(Reason::BadRequest, action, m))?;
-        let prefix = url.path().trim_end_matches('/').to_string();
-        url.set_path(&format!("{prefix}{path}"));
-        Ok(url)
+        crate::provider::endpoint::url_under(&self.base, action, path)
     }
 
     /// An IMDSv2 session token, or `None` when the service gives none and IMDSv1

@@ -22,6 +22,8 @@ use crate::config::{SourceConfig, View};
 use crate::credentials::{CredentialCache, CredentialStatus};
 use crate::error::{ApiError, Reason};
 use crate::model::{Handshake, Provider};
+pub use crate::provider::Endpoint;
+
 use crate::provider::{HandshakeProvider, Listing, nonce, percent_encode};
 use crate::secret::Credentials;
 use crate::transport::{Transport, retry_after_hint};
@@ -65,42 +67,6 @@ pub struct AlibabaClient {
     /// The parsed endpoint, or why it cannot be used (reported on every call, since
     /// `new` cannot fail).
     endpoint: Result<Endpoint, String>,
-}
-
-/// Where requests go and what their `host` header and canonical path are.
-#[derive(Clone, Debug)]
-pub struct Endpoint {
-    url: reqwest::Url,
-    /// `host[:port]`, the port only when it is not the scheme's default: exactly the
-    /// Host header that is sent, since it is signed.
-    host: String,
-    /// Request path (`/`, or `<base path>/` behind a proxy).
-    path: String,
-}
-
-impl Endpoint {
-    /// Parse a configured endpoint (`https://host[:port][/base]`, no trailing slash).
-    pub fn parse(endpoint: &str) -> Result<Endpoint, String> {
-        let url = reqwest::Url::parse(endpoint)
-            .map_err(|e| format!("endpoint {endpoint:?} is not a URL: {e}"))?;
-        let host = url
-            .host_str()
-            .ok_or_else(|| format!("endpoint {endpoint:?} has no host"))?;
-        let host = match url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_string(),
-        };
-        let path = format!("{}/", url.path().trim_end_matches('/'));
-        Ok(Endpoint { url, host, path })
-    }
-
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
-    pub fn path(&self) -> &str {
-        &self.path
-    }
 }
 
 /// A signed request, before it becomes a `reqwest::Request`: always `POST`, empty
@@ -201,8 +167,7 @@ fn to_reqwest(
     endpoint: &Endpoint,
     call: SignedCall,
 ) -> Result<reqwest::Request, ApiError> {
-    let mut url = endpoint.url.clone();
-    url.set_path(endpoint.path());
+    let mut url = endpoint.url();
     url.set_query(
         Some(&call.query)
             .filter(|q| !q.is_empty())

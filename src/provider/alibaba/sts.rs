@@ -38,8 +38,7 @@ fn form(pairs: &[(&str, &str)]) -> String {
 /// the body the OIDC token: neither is ever formatted (reqwest's `Debug` of a
 /// request is never used, and transport errors drop the URL).
 fn post_form(endpoint: &Endpoint, query: &str, body: String) -> Result<reqwest::Request, ApiError> {
-    let mut url = endpoint.url.clone();
-    url.set_path(endpoint.path());
+    let mut url = endpoint.url();
     url.set_query(Some(query));
     let mut request = reqwest::Request::new(reqwest::Method::POST, url);
     request.headers_mut().insert(

@@ -215,13 +215,7 @@ impl ImdsFetcher {
     }
 
     fn url(&self, action: &'static str, path: &str) -> Result<reqwest::Url, ApiError> {
-        let mut url = self
-            .base
-            .clone()
-            .map_err(|m| ApiError::new(Reason::BadRequest, action, m))?;
-        let prefix = url.path().trim_end_matches('/').to_string();
-        url.set_path(&format!("{prefix}{path}"));
-        Ok(url)
+        crate::provider::endpoint::url_under(&self.base, action, path)
     }
 
     /// The IMDSv2 session token, or `None` for IMDSv1 when the service answers the

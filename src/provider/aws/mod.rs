@@ -21,6 +21,8 @@ pub use kind::{AwsRegion, DEMO_AK, DEMO_ROLE_ARN, DEMO_SECRET, KIND};
 use crate::credentials::{CredentialCache, CredentialStatus};
 use crate::error::{ApiError, Reason};
 use crate::model::{Handshake, Interner, Provider};
+pub use crate::provider::Endpoint;
+
 use crate::provider::{HandshakeProvider, Listing};
 use crate::secret::Credentials;
 use crate::transport::Transport;
@@ -44,49 +46,6 @@ pub const ACTION_DESCRIBE: &str = "DescribeHandshake";
 pub const MAX_PAGES: usize = 50_000;
 /// DescribeHandshake calls in flight at once for the `ids` view.
 pub const DESCRIBE_CONCURRENCY: usize = 8;
-
-/// Where requests go and the `host` header that is signed.
-#[derive(Clone, Debug)]
-pub struct Endpoint {
-    url: reqwest::Url,
-    /// `host[:port]`, the port only when it is not the scheme's default: exactly
-    /// the Host header hyper sends.
-    host: String,
-    /// `/`, or `<base path>/` behind a proxy.
-    path: String,
-}
-
-impl Endpoint {
-    pub fn parse(endpoint: &str) -> Result<Endpoint, String> {
-        let url = reqwest::Url::parse(endpoint)
-            .map_err(|e| format!("endpoint {endpoint:?} is not a URL: {e}"))?;
-        let host = url
-            .host_str()
-            .ok_or_else(|| format!("endpoint {endpoint:?} has no host"))?;
-        let host = match url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_string(),
-        };
-        let path = format!("{}/", url.path().trim_end_matches('/'));
-        Ok(Endpoint { url, host, path })
-    }
-
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// The URL of the endpoint's path.
-    pub fn url(&self) -> reqwest::Url {
-        let mut url = self.url.clone();
-        url.set_path(&self.path);
-        url.set_query(None);
-        url
-    }
-}
 
 /// A JSON string as Python's `json.dumps` writes it (what botocore sends):
 /// non-ASCII as `\uXXXX` (surrogate pairs above the BMP), so that the signed bytes

@@ -14,6 +14,7 @@ use crate::config::{SourceConfig, View};
 use crate::credentials::{CredentialCache, CredentialStatus};
 use crate::error::{ApiError, Reason};
 use crate::model::{Handshake, Provider};
+use crate::provider::endpoint::host_header;
 use crate::provider::{HandshakeProvider, Listing, percent_encode};
 use crate::secret::Credentials;
 use crate::transport::Transport;
@@ -292,17 +293,6 @@ pub(crate) fn signed_get(
         request.headers_mut().insert(header_name, header_value);
     }
     Ok(request)
-}
-
-/// `Host` as reqwest/hyper send it, which is what must be signed: the host, plus
-/// `:port` only when the URL names a non-default port (the url crate drops a
-/// default one).
-fn host_header(url: &reqwest::Url) -> Option<String> {
-    let host = url.host_str()?;
-    Some(match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_string(),
-    })
 }
 
 #[async_trait]
