@@ -5,7 +5,6 @@ use crate::config::Config;
 use crate::model::Provider;
 use crate::sim::{self, Sim, SimServer};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Populate `sim` with every provider's demo tenants and return the demo
@@ -20,22 +19,10 @@ pub fn populate_and_config(sim: &Sim, endpoint: &str) -> Config {
     c
 }
 
-/// Tenants the demo (and `handshake_exporter sim`) serve.
-pub fn populate(sim: &Sim) {
-    populate_and_config(sim, "http://127.0.0.1");
-}
-
-/// The demo configuration against a simulator at `endpoint` (the simulator must
-/// have been populated with [`populate`]).
-pub fn config(endpoint: &str) -> Config {
-    // The providers' demo tenants go into a throwaway simulator here: the sources
-    // do not depend on which simulator serves them.
-    populate_and_config(&Sim::new(), endpoint)
-}
-
-/// Start a populated simulator on loopback.
-pub async fn start_sim(addr: SocketAddr) -> std::io::Result<SimServer> {
-    let s = Sim::new();
-    populate(&s);
-    sim::start(Arc::clone(&s), addr).await
+/// Start a simulator on loopback, fill it with the demo tenants once it knows its
+/// address, and return it with the demo configuration pointing at it.
+pub async fn start_sim(addr: SocketAddr) -> std::io::Result<(SimServer, Config)> {
+    let server = sim::start(Sim::new(), addr).await?;
+    let config = populate_and_config(&server.sim, &server.url());
+    Ok((server, config))
 }

@@ -175,9 +175,9 @@ async fn run(cli: Cli) -> ExitCode {
     let mut demo_sim = None;
     let origin = if cli.demo {
         match demo::start_sim(SocketAddr::from(([127, 0, 0, 1], 0))).await {
-            Ok(sim) => {
+            Ok((sim, config)) => {
                 tracing::info!(address = %sim.addr, "demo: simulated cloud started on loopback");
-                let origin = ConfigOrigin::Fixed(Box::new(demo::config(&sim.url())));
+                let origin = ConfigOrigin::Fixed(Box::new(config));
                 demo_sim = Some(sim);
                 origin
             }
@@ -292,7 +292,7 @@ async fn run_sim(listen: &str) -> ExitCode {
         }
     };
     let sim = match demo::start_sim(addr).await {
-        Ok(s) => s,
+        Ok((s, _)) => s,
         Err(e) => {
             eprintln!("cannot start the simulator on {addr}: {e}");
             return ExitCode::FAILURE;
