@@ -1070,7 +1070,7 @@ async fn ecs_ram_role_uses_imdsv2_discovers_the_role_and_falls_back_to_imdsv1() 
     // name given (no discovery).
     server.sim.with_alibaba_identity(|id| {
         id.imdsv2 = Imdsv2::Unavailable;
-        id.calls.clear();
+        id.log.calls.clear();
     });
     let (client, _) = client_with(
         &server,
@@ -1080,7 +1080,7 @@ async fn ecs_ram_role_uses_imdsv2_discovers_the_role_and_falls_back_to_imdsv1() 
     assert_eq!(client.list(deadline()).await?.len(), 30);
     let (calls, role_req) = server
         .sim
-        .with_alibaba_identity(|id| (id.calls.clone(), id.last("MetadataRole").cloned()));
+        .with_alibaba_identity(|id| (id.log.calls.clone(), id.last("MetadataRole").cloned()));
     assert_eq!(calls.get("MetadataRoleName"), None);
     assert_eq!(calls.get("MetadataRole"), Some(&1));
     assert_eq!(

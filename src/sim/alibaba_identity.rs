@@ -16,12 +16,13 @@
 use super::alibaba::{
     SimError, check_security_token, check_timestamp, new_request_id, signature_mismatch,
 };
+pub use super::identity_log::{CallLog, IdentityRequest, MAX_RECORDED};
 use super::{Sim, SimRequest, SimResponse};
 use crate::provider::alibaba::sign;
 use crate::query::parse_query;
 use hyper::Method;
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 pub const STS_VERSION: &str = "2015-04-01";
@@ -50,33 +51,6 @@ pub enum Imdsv2 {
     Unavailable,
 }
 
-/// One request an identity service received, decoded, for tests to inspect.
-#[derive(Clone, Debug)]
-pub struct IdentityRequest {
-    pub action: String,
-    pub method: String,
-    /// Query and form parameters, decoded.
-    pub params: Vec<(String, String)>,
-    /// Header names (lower case) and values.
-    pub headers: Vec<(String, String)>,
-}
-
-impl IdentityRequest {
-    pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 /// What the simulated identity services accept (roles, tokens, instance identity).
 #[derive(Default, Debug)]
 pub struct IdentityState {
@@ -91,46 +65,22 @@ pub struct IdentityState {
     pub metadata_tokens: HashMap<String, chrono::DateTime<chrono::Utc>>,
     /// STS and the metadata service answer 503 / 500 to everything.
     pub outage: bool,
-    /// Requests per action (`AssumeRole`, `AssumeRoleWithOIDC`, `MetadataToken`,
-    /// `MetadataRoleName`, `MetadataRole`), counted before any check.
-    pub calls: BTreeMap<String, u64>,
-    /// The last requests received (at most [`MAX_RECORDED`]).
-    pub requests: Vec<IdentityRequest>,
+    /// Calls per action and the last requests, counted before any check.
+    pub log: CallLog,
 }
-
-/// How many requests [`IdentityState::requests`] keeps.
-pub const MAX_RECORDED: usize = 256;
 
 impl IdentityState {
     pub fn call_count(&self, action: &str) -> u64 {
-        self.calls.get(action).copied().unwrap_or(0)
+        self.log.call_count(action)
     }
 
     /// The last request of `action`.
     pub fn last(&self, action: &str) -> Option<&IdentityRequest> {
-        self.requests.iter().rev().find(|r| r.action == action)
+        self.log.last(action)
     }
 
     fn record(&mut self, req: &SimRequest, action: &str, params: &[(String, String)]) {
-        *self.calls.entry(action.to_string()).or_insert(0) += 1;
-        if self.requests.len() >= MAX_RECORDED {
-            self.requests.remove(0);
-        }
-        self.requests.push(IdentityRequest {
-            action: action.to_string(),
-            method: req.method.to_string(),
-            params: params.to_vec(),
-            headers: req
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_string(),
-                        v.to_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect(),
-        });
+        self.log.record(req, action, params);
     }
 }
 
@@ -453,15 +403,14 @@ fn assume_role_with_oidc(
 }
 
 /// Whether a request is for the ECS metadata service: its RAM credential paths, or
-/// its token path with ECS's own headers (other clouds' instance metadata shares
-/// `/latest/api/token`).
+/// its token path with ECS's own TTL header (other clouds' instance metadata shares
+/// `/latest/api/token`; a token request without ECS's header is not ECS's).
 fn is_ecs_metadata(req: &SimRequest) -> bool {
     req.path.starts_with("/latest/meta-data/ram/")
         || (req.path == "/latest/api/token"
-            && (req
+            && req
                 .headers
-                .contains_key("x-aliyun-ecs-metadata-token-ttl-seconds")
-                || !req.headers.keys().any(|k| k.as_str().starts_with("x-aws-"))))
+                .contains_key("x-aliyun-ecs-metadata-token-ttl-seconds"))
 }
 
 /// The ECS metadata service: `PUT /latest/api/token`, `GET

@@ -12,12 +12,13 @@
 //! `ExpiredToken` 400.
 
 use super::aws::verify;
+pub use super::identity_log::{CallLog, IdentityRequest, MAX_RECORDED};
 use super::{Dataset, Sim, SimRequest, SimResponse};
 use crate::provider::aws::sign;
 use crate::provider::aws::sts::STS_VERSION;
 use crate::query::parse_query;
 use hyper::Method;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// An IAM role that can be assumed.
@@ -27,33 +28,6 @@ pub struct Role {
     pub tenant: String,
     /// The `sts:ExternalId` condition of the trust policy.
     pub external_id: Option<String>,
-}
-
-/// One request an identity service received, for tests to inspect.
-#[derive(Clone, Debug)]
-pub struct IdentityRequest {
-    pub action: String,
-    pub method: String,
-    /// Form parameters, decoded.
-    pub params: Vec<(String, String)>,
-    /// Header names (lower case) and values.
-    pub headers: Vec<(String, String)>,
-}
-
-impl IdentityRequest {
-    pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
 }
 
 /// What the simulated AWS identity services accept.
@@ -76,13 +50,11 @@ pub struct IdentityState {
     pub denied: HashSet<(String, String)>,
     /// Offsets before which one empty page (with a NextToken) is answered.
     pub empty_pages: HashMap<(String, Dataset), Vec<usize>>,
-    pub calls: BTreeMap<String, u64>,
-    pub requests: Vec<IdentityRequest>,
+    /// Calls per action and the last requests, counted before any check.
+    pub log: CallLog,
     /// Tokens handed out by the metadata service.
     imds_tokens: HashSet<String>,
 }
-
-pub const MAX_RECORDED: usize = 256;
 
 impl IdentityState {
     pub fn add_role(&mut self, arn: &str, tenant: &str, external_id: Option<&str>) {
@@ -119,33 +91,15 @@ impl IdentityState {
     }
 
     pub fn call_count(&self, action: &str) -> u64 {
-        self.calls.get(action).copied().unwrap_or(0)
+        self.log.call_count(action)
     }
 
     pub fn last(&self, action: &str) -> Option<&IdentityRequest> {
-        self.requests.iter().rev().find(|r| r.action == action)
+        self.log.last(action)
     }
 
     fn record(&mut self, req: &SimRequest, action: &str, params: &[(String, String)]) {
-        *self.calls.entry(action.to_string()).or_insert(0) += 1;
-        if self.requests.len() >= MAX_RECORDED {
-            self.requests.remove(0);
-        }
-        self.requests.push(IdentityRequest {
-            action: action.to_string(),
-            method: req.method.to_string(),
-            params: params.to_vec(),
-            headers: req
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_string(),
-                        v.to_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect(),
-        });
+        self.log.record(req, action, params);
     }
 }
 

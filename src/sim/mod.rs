@@ -14,6 +14,7 @@ pub mod aws_identity;
 pub mod data;
 pub mod huawei;
 pub mod huawei_identity;
+pub mod identity_log;
 pub mod recorder;
 
 use crate::model::Handshake;
