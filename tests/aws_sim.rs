@@ -16,11 +16,10 @@ use handshake_exporter::provider::aws::{
 };
 use handshake_exporter::secret::{Credentials, Secret};
 use handshake_exporter::sim::recorder::{Recorder, json_response, redirect_response};
-use handshake_exporter::sim::{self, Dataset, Fault, FaultKind, Sim, SimServer, Tenant, data};
-use handshake_exporter::transport::{RetryPolicy, Transport, TransportSettings};
+use handshake_exporter::sim::{Dataset, Fault, FaultKind, Sim, SimServer, Tenant, data};
+use handshake_exporter::transport::RetryPolicy;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 const AK: &str = "AKIASIMTEST000000001";
@@ -37,6 +36,9 @@ const SOURCE: &str = "aws-org";
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+mod common;
+use common::TransportParams;
+
 async fn start_sim() -> Result<SimServer, std::io::Error> {
     let sim = Sim::new();
     sim.add_tenant(Tenant::new(AK, SECRET));
@@ -46,7 +48,7 @@ async fn start_sim() -> Result<SimServer, std::io::Error> {
     let mut temp = Tenant::new(TEMP_AK, TEMP_SECRET);
     temp.security_token = Some(TEMP_TOKEN.into());
     sim.add_tenant(temp);
-    sim::start(sim, ([127, 0, 0, 1], 0).into()).await
+    common::start_sim(sim).await
 }
 
 /// `n` generated handshakes in a tenant's dataset, and what the client should make
@@ -85,24 +87,22 @@ fn settings(endpoint: String, view: AwsView, credentials: AwsCredentialConfig) -
 }
 
 fn client(settings: &AwsSettings) -> Result<(AwsClient, Arc<ExporterMetrics>), String> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let metrics = Arc::new(ExporterMetrics::new(false));
-    let transport = Transport::new(
+    let transport = common::transport(
         Provider::Aws,
-        SOURCE.into(),
-        TransportSettings {
+        SOURCE,
+        TransportParams {
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(5),
-            rate_limit: None,
             // Short waits keep retry tests fast; the policy itself is the transport's.
             retry: RetryPolicy {
                 max_attempts: 4,
                 base: Duration::from_millis(10),
                 cap: Duration::from_millis(50),
             },
+            outbound: 16,
         },
         metrics.clone(),
-        Arc::new(Semaphore::new(16)),
     )?;
     Ok((AwsClient::new(SOURCE, settings, transport), metrics))
 }

@@ -1,5 +1,5 @@
 //! Set-up shared by the test binaries that drive a provider client against the
-//! in-process simulator over loopback (`alibaba_sim`, `huawei_sim`,
+//! in-process simulator over loopback (`alibaba_sim`, `aws_sim`, `huawei_sim`,
 //! `huawei_identity`): the simulator, a source, a transport.
 //!
 //! Sources are built here and only here ([`source_config`]), so that a change in

@@ -13,18 +13,6 @@ const SK: &str = "awsE2eWebIdentityTenantSecret0000000001";
 const ROLE: &str = "arn:aws:iam::111122223333:role/handshake-e2e";
 const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.aws-e2e-projected-token.c2lnbmF0dXJl";
 
-fn failures(text: &str, reason: &str) -> f64 {
-    sum(
-        text,
-        "handshake_source_refresh_failures_total",
-        &[("source", "aws"), ("reason", reason)],
-    )
-}
-
-fn listed(text: &str) -> f64 {
-    sum(text, "handshake_invitations", &[("source", "aws")])
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_identity_credentials_rotate_fail_only_after_expiry_and_never_leak() -> TestResult {
     let lifetime = Duration::from_secs(3);
@@ -68,7 +56,7 @@ async fn web_identity_credentials_rotate_fail_only_after_expiry_and_never_leak()
         "{last}\n{}",
         exporter.log()
     );
-    assert_eq!(listed(&last), 3.0, "{last}");
+    assert_eq!(invitations(&last, "aws"), 3.0, "{last}");
     let expiry = value(
         &last,
         "handshake_source_credentials_expiry_timestamp_seconds",
@@ -90,12 +78,12 @@ async fn web_identity_credentials_rotate_fail_only_after_expiry_and_never_leak()
     let mut failed = false;
     while !failed && std::time::Instant::now() < until {
         text = exporter.scrape().await;
-        failed = failures(&text, "credentials") > 0.0;
+        failed = refresh_failures(&text, "aws", "credentials") > 0.0;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(failed, "{text}");
-    assert_eq!(failures(&text, "auth"), 0.0, "{text}");
-    assert_eq!(listed(&text), 3.0, "last data kept: {text}");
+    assert_eq!(refresh_failures(&text, "aws", "auth"), 0.0, "{text}");
+    assert_eq!(invitations(&text, "aws"), 3.0, "last data kept: {text}");
 
     // Nothing STS handed out, nor the token, shows anywhere.
     let (_, landing) = get(&exporter.url("/")).await;
@@ -155,11 +143,11 @@ async fn assume_role_chains_from_the_pod_web_identity_into_another_organization(
 
     let until = std::time::Instant::now() + Duration::from_secs(15);
     let mut text = exporter.scrape().await;
-    while listed(&text) < 4.0 && std::time::Instant::now() < until {
+    while invitations(&text, "aws") < 4.0 && std::time::Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(200)).await;
         text = exporter.scrape().await;
     }
-    assert_eq!(listed(&text), 4.0, "{text}\n{}", exporter.log());
+    assert_eq!(invitations(&text, "aws"), 4.0, "{text}\n{}", exporter.log());
     for action in ["AssumeRoleWithWebIdentity", "AssumeRole"] {
         let sent = sum(
             &text,

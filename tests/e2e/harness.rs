@@ -275,6 +275,20 @@ pub fn sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     samples(text, name, labels).iter().sum()
 }
 
+/// `handshake_source_refresh_failures_total` of a source for one reason.
+pub fn refresh_failures(text: &str, source: &str, reason: &str) -> f64 {
+    sum(
+        text,
+        "handshake_source_refresh_failures_total",
+        &[("source", source), ("reason", reason)],
+    )
+}
+
+/// Invitations a source reports (`handshake_invitations`, every status).
+pub fn invitations(text: &str, source: &str) -> f64 {
+    sum(text, "handshake_invitations", &[("source", source)])
+}
+
 /// Whether external tools are required (the test script sets this; CI runs it).
 pub fn tools_required() -> bool {
     std::env::var_os("HANDSHAKE_REQUIRE_TOOLS").is_some() || std::env::var_os("CI").is_some()

@@ -12,18 +12,6 @@ const SK: &str = "hwE2eAgencyTenantSecret000000000000001";
 const IDP: &str = "cce-e2e-idp";
 const ID_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.e2e-id-token.c2lnbmF0dXJl";
 
-fn failures(text: &str, reason: &str) -> f64 {
-    sum(
-        text,
-        "handshake_source_refresh_failures_total",
-        &[("source", "hw"), ("reason", reason)],
-    )
-}
-
-fn listed(text: &str) -> f64 {
-    sum(text, "handshake_invitations", &[("source", "hw")])
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn federated_credentials_rotate_fail_only_after_expiry_and_never_leak() -> TestResult {
     let lifetime = Duration::from_secs(3);
@@ -64,7 +52,7 @@ async fn federated_credentials_rotate_fail_only_after_expiry_and_never_leak() ->
         &[("source", "hw")],
     );
     assert_eq!(all_failures, 0.0, "{last}");
-    assert_eq!(listed(&last), 3.0, "{last}");
+    assert_eq!(invitations(&last, "hw"), 3.0, "{last}");
     let expiry = value(
         &last,
         "handshake_source_credentials_expiry_timestamp_seconds",
@@ -85,12 +73,12 @@ async fn federated_credentials_rotate_fail_only_after_expiry_and_never_leak() ->
     let mut failed = false;
     while !failed && std::time::Instant::now() < until {
         text = exporter.scrape().await;
-        failed = failures(&text, "credentials") > 0.0;
+        failed = refresh_failures(&text, "hw", "credentials") > 0.0;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(failed, "{text}");
-    assert_eq!(failures(&text, "auth"), 0.0, "{text}");
-    assert_eq!(listed(&text), 3.0, "last data kept: {text}");
+    assert_eq!(refresh_failures(&text, "hw", "auth"), 0.0, "{text}");
+    assert_eq!(invitations(&text, "hw"), 3.0, "last data kept: {text}");
 
     // Nothing the identity services handed out shows anywhere.
     let (_, landing) = get(&exporter.url("/")).await;
